@@ -1,0 +1,253 @@
+//! The `strata` command: run the server, initialise a data folder, and
+//! manage bots and keys on a running server.
+
+mod client;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+use strata::lock::DataDirLock;
+use strata::{AdminKeyStatus, Config, ConfigBuilder, Strata};
+
+/// Strata — storage for conversational AI: users, sessions, conversations,
+/// bot configuration and key-value data behind one HTTP API.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, propagate_version = true)]
+struct Cli {
+    /// Configuration file (default: ./strata.toml when it exists; also STRATA_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (embedded default: one data folder, nothing else to install).
+    Serve {
+        /// Data folder (overrides STRATA_DATA_DIR; default ./data).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Address to bind (overrides STRATA_LISTEN; default 127.0.0.1:8080).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Create the data folder and print a new global admin key (shown once).
+    Init {
+        /// Data folder (overrides STRATA_DATA_DIR; default ./data).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Manage bots on a running server (needs the global admin key).
+    Bot {
+        #[command(flatten)]
+        server: client::ServerArgs,
+        #[command(subcommand)]
+        action: BotAction,
+    },
+    /// Manage a bot's API keys on a running server.
+    Key {
+        #[command(flatten)]
+        server: client::ServerArgs,
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BotAction {
+    /// Create a bot.
+    Create {
+        /// Bot id: 1-63 of a-z, 0-9, '_' and '-', starting with a letter or digit.
+        id: String,
+        /// Display name (default: the id).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List bots.
+    List,
+    /// Delete a bot and ALL of its data.
+    Delete {
+        id: String,
+        /// Confirm the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyAction {
+    /// Create a key for a bot; the key is printed once.
+    Create {
+        /// The bot.
+        bot: String,
+        /// A name to recognise the key by.
+        #[arg(long)]
+        name: String,
+        /// admin (everything in the bot), writer (read and write data) or reader.
+        #[arg(long, default_value = "writer")]
+        role: String,
+    },
+    /// List a bot's keys (never their secrets).
+    List { bot: String },
+    /// Revoke a key; it stops working at once.
+    Revoke { bot: String, key_id: String },
+}
+
+fn load_config(
+    file: Option<&PathBuf>,
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+) -> Result<Config> {
+    let env = std::env::vars()
+        .filter(|(k, _)| k.starts_with("STRATA_"))
+        .collect();
+    let mut b = ConfigBuilder::from_sources(file.map(|p| p.as_path()), &env)
+        .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    if let Some(d) = data_dir {
+        b = b.data_dir(d);
+    }
+    if let Some(l) = listen {
+        b = b.listen(l);
+    }
+    b.build().map_err(|e| anyhow::anyhow!("{}", e.message()))
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve { data_dir, listen } => {
+            init_tracing();
+            serve(load_config(cli.config.as_ref(), data_dir, listen)?).await
+        }
+        Command::Init { data_dir } => init(load_config(cli.config.as_ref(), data_dir, None)?).await,
+        Command::Bot { server, action } => {
+            let c = client::Client::new(&server, cli.config.as_ref())?;
+            match action {
+                BotAction::Create { id, name } => {
+                    c.bot_create(&id, name.as_deref().unwrap_or(&id)).await
+                }
+                BotAction::List => c.bot_list().await,
+                BotAction::Delete { id, yes } => {
+                    if !yes {
+                        bail!("deleting bot {id:?} removes all of its data; add --yes to confirm");
+                    }
+                    c.bot_delete(&id).await
+                }
+            }
+        }
+        Command::Key { server, action } => {
+            let c = client::Client::new(&server, cli.config.as_ref())?;
+            match action {
+                KeyAction::Create { bot, name, role } => c.key_create(&bot, &name, &role).await,
+                KeyAction::List { bot } => c.key_list(&bot).await,
+                KeyAction::Revoke { bot, key_id } => c.key_revoke(&bot, &key_id).await,
+            }
+        }
+    }
+}
+
+fn print_admin_key(status: &AdminKeyStatus, to_stdout: bool) {
+    match status {
+        AdminKeyStatus::Generated(key) => {
+            let text = format!(
+                "A global admin key was generated. It is shown only now; store it safely:\n\n    {key}\n\nUse it as `Authorization: Bearer <key>` or export STRATA_ADMIN_KEY={key}"
+            );
+            if to_stdout {
+                println!("{text}");
+            } else {
+                eprintln!("{text}");
+            }
+        }
+        AdminKeyStatus::FromConfig => {
+            eprintln!("Using the global admin key from STRATA_ADMIN_KEY.")
+        }
+        AdminKeyStatus::Existing => {}
+    }
+}
+
+async fn init(config: Config) -> Result<()> {
+    let _lock =
+        DataDirLock::acquire(&config.data_dir).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    let dir = config.data_dir.clone();
+    let strata = Strata::open(config)
+        .await
+        .context("opening the data folder")?;
+    let (strata, status) = strata.bootstrap_admin_key().await?;
+    if status == AdminKeyStatus::Existing {
+        println!(
+            "{} is already initialised (its admin key was shown when it was created).",
+            dir.display()
+        );
+    } else {
+        println!("Initialised {}.", dir.display());
+        print_admin_key(&status, true);
+    }
+    strata.close().await;
+    Ok(())
+}
+
+async fn serve(config: Config) -> Result<()> {
+    let _lock =
+        DataDirLock::acquire(&config.data_dir).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    let listen = config.listen;
+    tracing::info!(?config, "starting strata");
+    let strata = Strata::open(config)
+        .await
+        .context("opening the data folder")?;
+    let (strata, status) = strata.bootstrap_admin_key().await?;
+    print_admin_key(&status, false);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot bind STRATA_LISTEN={listen}"))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(address = %local, "strata is listening");
+    eprintln!("strata listening on http://{local}");
+    tokio::spawn(strata.clone().run_janitor(Duration::from_secs(60)));
+    strata_server::serve(strata.clone(), listener, shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    strata.close().await;
+    tracing::info!("strata stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,17 @@
+//! Strata's core: the domain types every layer shares, the layer traits that
+//! backends implement, and the one error type that crosses crate boundaries.
+//!
+//! Nothing in here talks to a database, a socket or a file. Backends live in
+//! their layer crates (`strata-records`, `strata-kv`, …) and are opened by the
+//! facade crate `strata`.
+
+pub mod error;
+pub mod kv;
+pub mod page;
+pub mod records;
+pub mod time;
+pub mod types;
+
+pub use error::{Error, ErrorKind, Result};
+pub use page::{Cursor, Page, PageRequest};
+pub use time::Timestamp;

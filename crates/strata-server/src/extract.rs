@@ -1,0 +1,183 @@
+//! Extractors: authentication, bot scopes, and JSON/query/body extractors
+//! whose rejections are problem+json like every other error.
+
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use strata::{BotScope, Principal, Role};
+
+use crate::error::{problem, ApiError};
+use crate::AppState;
+
+/// JSON body; malformed JSON, wrong types and oversized bodies are problems.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rej) => Err(json_rejection(rej)),
+        }
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn json_rejection(rej: JsonRejection) -> Response {
+    let status = rej.status();
+    let detail = rej.body_text();
+    match rej {
+        JsonRejection::JsonSyntaxError(_) => {
+            problem(StatusCode::BAD_REQUEST, "invalid_json", detail)
+        }
+        JsonRejection::JsonDataError(_) => {
+            problem(StatusCode::BAD_REQUEST, "invalid_input", detail)
+        }
+        JsonRejection::MissingJsonContentType(_) => problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as Content-Type: application/json",
+        ),
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+        _ => problem(StatusCode::BAD_REQUEST, "invalid_input", detail),
+    }
+}
+
+fn too_large() -> Response {
+    problem(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "the request body is larger than the server's limit (STRATA_MAX_BODY_BYTES)",
+    )
+}
+
+/// Query string; wrong types are `invalid_input`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(rej) => Err(query_rejection(rej)),
+        }
+    }
+}
+
+fn query_rejection(rej: QueryRejection) -> Response {
+    problem(StatusCode::BAD_REQUEST, "invalid_input", rej.body_text())
+}
+
+/// A raw body (kv values), bounded by the body limit.
+#[derive(Debug, Clone)]
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(RawBody(b)),
+            Err(rej) => Err(bytes_rejection(rej)),
+        }
+    }
+}
+
+fn bytes_rejection(rej: BytesRejection) -> Response {
+    if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large()
+    } else {
+        problem(rej.status(), "invalid_input", rej.body_text())
+    }
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        state
+            .strata
+            .authenticate(bearer(parts))
+            .await
+            .map(Caller)
+            .map_err(|e| ApiError(e).into_response())
+    }
+}
+
+async fn scope_for(parts: &mut Parts, state: &AppState, need: Role) -> Result<BotScope, Response> {
+    let Caller(who) = Caller::from_request_parts(parts, state).await?;
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|e| problem(StatusCode::BAD_REQUEST, "invalid_input", e.body_text()))?;
+    let bot = params
+        .iter()
+        .find(|(k, _)| *k == "bot")
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default();
+    state
+        .strata
+        .scope(&who, &bot, need)
+        .await
+        .map_err(|e| ApiError(e).into_response())
+}
+
+macro_rules! scope_extractor {
+    ($name:ident, $role:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone)]
+        pub struct $name(pub BotScope);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = Response;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &AppState,
+            ) -> Result<Self, Self::Rejection> {
+                scope_for(parts, state, $role).await.map($name)
+            }
+        }
+    };
+}
+
+scope_extractor!(
+    ReadScope,
+    Role::Reader,
+    "The `{bot}` of the path, for a key with at least the reader role."
+);
+scope_extractor!(
+    WriteScope,
+    Role::Writer,
+    "The `{bot}` of the path, for a key with at least the writer role."
+);
+scope_extractor!(
+    AdminScope,
+    Role::Admin,
+    "The `{bot}` of the path, for a bot admin key or the global admin key."
+);

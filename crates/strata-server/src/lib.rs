@@ -1,0 +1,121 @@
+//! Strata's HTTP API: a thin axum layer over the [`strata`] facade.
+//!
+//! Handlers only translate: extract the caller and the bot scope, parse the
+//! body, call one facade method, shape the response. Errors become
+//! problem+json in [`error`]. The OpenAPI document is generated from the
+//! handlers' annotations and served at `/v1/openapi.json`.
+
+pub mod error;
+pub mod extract;
+mod metrics_layer;
+mod routes;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::future::Future;
+use std::sync::Arc;
+use strata::Strata;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::{ApiError, Problem};
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub strata: Strata,
+    /// The OpenAPI document, serialised once.
+    pub openapi: Arc<serde_json::Value>,
+    pub metrics: PrometheusHandle,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Strata",
+        description = "Storage for conversational AI: bots, people, sessions, conversations, key-value and more.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "service", description = "Liveness, readiness, metrics and this document"),
+        (name = "bots", description = "Bots (tenants) and their API keys"),
+        (name = "people", description = "Users, groups and sessions"),
+        (name = "conversations", description = "Conversations and their messages"),
+        (name = "bot data", description = "Presets, tool logs and bot configuration"),
+        (name = "kv", description = "Per-bot key-value store"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut OpenApiDoc) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    routes::register(OpenApiRouter::with_openapi(ApiDoc::openapi()))
+}
+
+/// The OpenAPI document, generated from the handlers.
+pub fn openapi() -> OpenApiDoc {
+    api_router().split_for_parts().1
+}
+
+/// The full HTTP application over `strata`.
+pub fn router(strata: Strata) -> Router {
+    let (api, doc) = api_router().split_for_parts();
+    let limit = usize::try_from(strata.config().max_body_bytes).unwrap_or(usize::MAX);
+    let state = AppState {
+        strata,
+        openapi: Arc::new(serde_json::to_value(&doc).unwrap_or_default()),
+        metrics: metrics_layer::handle(),
+    };
+    api.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(metrics_layer::track))
+        .with_state(state)
+}
+
+async fn not_found(req: Request) -> Response {
+    error::problem(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {} {}", req.method(), req.uri().path()),
+    )
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    error::problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+    .into_response()
+}
+
+/// Serves `strata` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    strata: Strata,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(strata);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,303 @@
+//! Conversations and their messages.
+
+use axum::extract::Path;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use strata::{
+    Conversation, ConversationPatch, Message, MessageQuery, MessageRole, NewConversation,
+    NewMessage, Timestamp,
+};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{cursor_out, deleted, Deleted, ListQuery};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Query, ReadScope, WriteScope};
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct CreateConversation {
+    /// Optional client-chosen id; generated when absent.
+    id: Option<String>,
+    user_id: String,
+    title: Option<String>,
+    /// Free-form JSON object.
+    metadata: Option<Value>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct UpdateConversation {
+    title: Option<String>,
+    metadata: Option<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ConversationList {
+    conversations: Vec<Conversation>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ConversationQuery {
+    /// Only this user's conversations.
+    user_id: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// Create a conversation for a user.
+#[utoipa::path(post, path = "/v1/bots/{bot}/conversations", tag = "conversations", request_body = CreateConversation,
+    params(("bot" = String, Path, description = "Bot id")),
+    responses((status = 201, body = Conversation)))]
+pub(crate) async fn create_conversation(
+    WriteScope(scope): WriteScope,
+    Json(b): Json<CreateConversation>,
+) -> ApiResult<(StatusCode, Json<Conversation>)> {
+    let c = scope
+        .create_conversation(NewConversation {
+            id: b.id,
+            user_id: b.user_id,
+            title: b.title,
+            metadata: b.metadata,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+/// List conversations, optionally of one user.
+#[utoipa::path(get, path = "/v1/bots/{bot}/conversations", tag = "conversations",
+    params(("bot" = String, Path, description = "Bot id"), ConversationQuery),
+    responses((status = 200, body = ConversationList)))]
+pub(crate) async fn list_conversations(
+    ReadScope(scope): ReadScope,
+    Query(q): Query<ConversationQuery>,
+) -> ApiResult<Json<ConversationList>> {
+    let page = ListQuery {
+        cursor: q.cursor,
+        limit: q.limit,
+    }
+    .page()?;
+    let page = scope
+        .list_conversations(q.user_id.as_deref(), &page)
+        .await?;
+    Ok(Json(ConversationList {
+        conversations: page.items,
+        next_cursor: cursor_out(page.next_cursor),
+    }))
+}
+
+/// One conversation.
+#[utoipa::path(get, path = "/v1/bots/{bot}/conversations/{conv}", tag = "conversations",
+    params(("bot" = String, Path, description = "Bot id"), ("conv" = String, Path, description = "Conversation id")),
+    responses((status = 200, body = Conversation)))]
+pub(crate) async fn get_conversation(
+    ReadScope(scope): ReadScope,
+    Path((_bot, id)): Path<(String, String)>,
+) -> ApiResult<Json<Conversation>> {
+    Ok(Json(scope.get_conversation(&id).await?))
+}
+
+/// Update a conversation's title or metadata.
+#[utoipa::path(patch, path = "/v1/bots/{bot}/conversations/{conv}", tag = "conversations", request_body = UpdateConversation,
+    params(("bot" = String, Path, description = "Bot id"), ("conv" = String, Path, description = "Conversation id")),
+    responses((status = 200, body = Conversation)))]
+pub(crate) async fn update_conversation(
+    WriteScope(scope): WriteScope,
+    Path((_bot, id)): Path<(String, String)>,
+    Json(b): Json<UpdateConversation>,
+) -> ApiResult<Json<Conversation>> {
+    let patch = ConversationPatch {
+        title: b.title,
+        metadata: b.metadata,
+    };
+    Ok(Json(scope.update_conversation(&id, patch).await?))
+}
+
+/// Delete a conversation with its messages.
+#[utoipa::path(delete, path = "/v1/bots/{bot}/conversations/{conv}", tag = "conversations",
+    params(("bot" = String, Path, description = "Bot id"), ("conv" = String, Path, description = "Conversation id")),
+    responses((status = 200, body = Deleted)))]
+pub(crate) async fn delete_conversation(
+    WriteScope(scope): WriteScope,
+    Path((_bot, id)): Path<(String, String)>,
+) -> ApiResult<Json<Deleted>> {
+    scope.delete_conversation(&id).await?;
+    Ok(deleted())
+}
+
+// ---------------------------------------------------------------- messages
+
+/// One message to append.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct MessageIn {
+    /// `system`, `user`, `assistant` or `tool`.
+    role: String,
+    content: String,
+    /// Free-form JSON object.
+    metadata: Option<Value>,
+    /// A repeated append with the same key returns the original message.
+    idempotency_key: Option<String>,
+}
+
+/// Either one message (`role`, `content`, …) or `{messages: [...]}`.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct AppendBody {
+    role: Option<String>,
+    content: Option<String>,
+    metadata: Option<Value>,
+    idempotency_key: Option<String>,
+    messages: Option<Vec<MessageIn>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AppendedMessage {
+    id: String,
+    seq: i64,
+    created_at: Timestamp,
+    role: MessageRole,
+    content: String,
+    metadata: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idempotency_key: Option<String>,
+    /// True when the idempotency key had been used: this is the original.
+    replayed: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AppendedMessages {
+    messages: Vec<AppendedMessage>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct MessagesQuery {
+    /// Messages with `seq` greater than this (default 0).
+    after_seq: Option<i64>,
+    /// Messages with `seq` less than this; returns the last `limit` of them.
+    before_seq: Option<i64>,
+    /// `true`: the last `limit` messages of the conversation.
+    latest: Option<bool>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct MessageList {
+    /// In `seq` order.
+    messages: Vec<Message>,
+    next_cursor: Option<String>,
+}
+
+fn new_message(m: MessageIn) -> strata::Result<NewMessage> {
+    Ok(NewMessage {
+        role: MessageRole::parse(&m.role)?,
+        content: m.content,
+        metadata: m.metadata,
+        idempotency_key: m.idempotency_key,
+    })
+}
+
+fn appended_out(a: strata::Appended) -> AppendedMessage {
+    AppendedMessage {
+        id: a.message.id,
+        seq: a.message.seq,
+        created_at: a.message.created_at,
+        role: a.message.role,
+        content: a.message.content,
+        metadata: a.message.metadata,
+        idempotency_key: a.message.idempotency_key,
+        replayed: a.replayed,
+    }
+}
+
+/// Append one message or a batch; `seq` is assigned gap-free. A body with
+/// `messages` answers `{messages: [...]}`, a single message answers itself.
+#[utoipa::path(post, path = "/v1/bots/{bot}/conversations/{conv}/messages", tag = "conversations", request_body = AppendBody,
+    params(("bot" = String, Path, description = "Bot id"), ("conv" = String, Path, description = "Conversation id")),
+    responses((status = 201, description = "Appended (or replayed: header `Idempotent-Replayed: true`). \
+A single message answers `AppendedMessage`; the `{messages: [...]}` form answers `AppendedMessages`.",
+        content((AppendedMessage), (AppendedMessages)))))]
+pub(crate) async fn append_messages(
+    WriteScope(scope): WriteScope,
+    Path((_bot, conv)): Path<(String, String)>,
+    Json(b): Json<AppendBody>,
+) -> ApiResult<Response> {
+    let batch = b.messages.is_some();
+    let messages = match (b.messages, b.role, b.content) {
+        (Some(list), None, None) => list
+            .into_iter()
+            .map(new_message)
+            .collect::<strata::Result<Vec<_>>>()?,
+        (None, Some(role), Some(content)) => vec![new_message(MessageIn {
+            role,
+            content,
+            metadata: b.metadata,
+            idempotency_key: b.idempotency_key,
+        })?],
+        (Some(_), _, _) => {
+            return Err(ApiError(strata::Error::invalid(
+                "send either one message (role, content) or {messages: [...]}, not both",
+            )))
+        }
+        _ => {
+            return Err(ApiError(strata::Error::invalid(
+                "role and content are required",
+            )))
+        }
+    };
+    let appended = scope.append_messages(&conv, messages).await?;
+    let all_replayed = appended.iter().all(|a| a.replayed);
+    let mut res = if batch {
+        (
+            StatusCode::CREATED,
+            Json(AppendedMessages {
+                messages: appended.into_iter().map(appended_out).collect(),
+            }),
+        )
+            .into_response()
+    } else {
+        let one = appended
+            .into_iter()
+            .next()
+            .map(appended_out)
+            .ok_or_else(|| ApiError(strata::Error::internal("append returned nothing")))?;
+        (StatusCode::CREATED, Json(one)).into_response()
+    };
+    if all_replayed {
+        res.headers_mut().insert(
+            HeaderName::from_static("idempotent-replayed"),
+            HeaderValue::from_static("true"),
+        );
+    }
+    Ok(res)
+}
+
+/// Read messages in `seq` order.
+#[utoipa::path(get, path = "/v1/bots/{bot}/conversations/{conv}/messages", tag = "conversations",
+    params(("bot" = String, Path, description = "Bot id"), ("conv" = String, Path, description = "Conversation id"), MessagesQuery),
+    responses((status = 200, body = MessageList)))]
+pub(crate) async fn list_messages(
+    ReadScope(scope): ReadScope,
+    Path((_bot, conv)): Path<(String, String)>,
+    Query(q): Query<MessagesQuery>,
+) -> ApiResult<Json<MessageList>> {
+    let page = scope
+        .list_messages(
+            &conv,
+            &MessageQuery {
+                after_seq: q.after_seq,
+                before_seq: q.before_seq,
+                latest: q.latest.unwrap_or(false),
+                cursor: q.cursor,
+                limit: q.limit,
+            },
+        )
+        .await?;
+    Ok(Json(MessageList {
+        messages: page.messages,
+        next_cursor: cursor_out(page.next_cursor),
+    }))
+}

@@ -1,0 +1,495 @@
+//! Configuration: `strata.toml`, then `STRATA_*` environment variables.
+//!
+//! Every setting has a default; the file's keys mirror the environment names
+//! without the prefix (`STRATA_RECORDS_URL` ↔ `records_url`). [`ConfigBuilder`]
+//! validates everything in one place and names the offending setting.
+//! `Debug` never prints the admin key or URL credentials.
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use strata_core::{Error, Result};
+use strata_records::Durability;
+
+/// Default request body limit: 10 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+/// Default requests per minute per API key (enforced by the cache layer).
+pub const DEFAULT_RATE_LIMIT: u32 = 6000;
+/// Default idle lifetime of a session: 24 hours.
+pub const DEFAULT_SESSION_TTL_SECONDS: i64 = 24 * 3600;
+
+/// A secret that never shows in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Where the records layer (and kv and full-text, which share it) lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RecordsUrl {
+    /// `sqlite://<path>` — the embedded default.
+    Sqlite(PathBuf),
+    /// `postgres://…` — planned.
+    Postgres(String),
+}
+
+impl fmt::Debug for RecordsUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordsUrl::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
+            RecordsUrl::Postgres(u) => write!(f, "{}", redact_url(u)),
+        }
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host` with `***`.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((creds, host)) = rest.split_once('@') {
+            let user = creds.split(':').next().unwrap_or("");
+            return format!("{scheme}://{user}:***@{host}");
+        }
+    }
+    url.to_owned()
+}
+
+/// The validated configuration of a Strata system.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The data folder of the embedded default (`STRATA_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Address the server binds (`STRATA_LISTEN`).
+    pub listen: SocketAddr,
+    /// The global admin key (`STRATA_ADMIN_KEY`); `None`: generated once and
+    /// its hash kept in the records store.
+    pub admin_key: Option<Secret>,
+    /// The records layer (`STRATA_RECORDS_URL`).
+    pub records: RecordsUrl,
+    /// SQLite durability (`STRATA_DURABILITY`: `process` or `fsync`).
+    pub durability: Durability,
+    /// The drive (`STRATA_DRIVE_URL`), kept for the planned drive layer.
+    pub drive_url: String,
+    /// The cache (`STRATA_CACHE_URL`).
+    pub cache_url: String,
+    /// The vector engine (`STRATA_VECTORS_URL`).
+    pub vectors_url: String,
+    /// The embedder (`STRATA_EMBEDDER`).
+    pub embedder: String,
+    /// Request body limit in bytes (`STRATA_MAX_BODY_BYTES`).
+    pub max_body_bytes: u64,
+    /// Default requests per minute per key (`STRATA_RATE_LIMIT`).
+    pub rate_limit: u32,
+    /// Default idle lifetime of sessions (`STRATA_SESSION_TTL_SECONDS`).
+    pub session_ttl_seconds: i64,
+}
+
+impl Config {
+    /// The embedded default rooted at `data_dir`.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
+        ConfigBuilder::default()
+            .data_dir(data_dir)
+            .build()
+            .unwrap_or_else(|_| unreachable_default())
+    }
+
+    /// Loads `file` (when given, or `./strata.toml` when it exists), then the
+    /// process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let env: HashMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("STRATA_"))
+            .collect();
+        ConfigBuilder::from_sources(file, &env)?.build()
+    }
+}
+
+fn unreachable_default() -> Config {
+    // The defaults are valid by construction; this is never reached.
+    Config {
+        data_dir: PathBuf::from("./data"),
+        listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        admin_key: None,
+        records: RecordsUrl::Sqlite(PathBuf::from("./data/strata.db")),
+        durability: Durability::Process,
+        drive_url: "file://./data/drive".into(),
+        cache_url: "memory://".into(),
+        vectors_url: "embedded".into(),
+        embedder: "none".into(),
+        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        rate_limit: DEFAULT_RATE_LIMIT,
+        session_ttl_seconds: DEFAULT_SESSION_TTL_SECONDS,
+    }
+}
+
+/// Raw settings as read from the file and the environment, before validation.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigBuilder {
+    data_dir: Option<String>,
+    listen: Option<String>,
+    admin_key: Option<String>,
+    records_url: Option<String>,
+    durability: Option<String>,
+    drive_url: Option<String>,
+    cache_url: Option<String>,
+    vectors_url: Option<String>,
+    embedder: Option<String>,
+    max_body_bytes: Option<toml::Value>,
+    rate_limit: Option<toml::Value>,
+    session_ttl_seconds: Option<toml::Value>,
+}
+
+impl fmt::Debug for ConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigBuilder").finish_non_exhaustive()
+    }
+}
+
+fn setting_error(name: &str, msg: impl fmt::Display) -> Error {
+    Error::invalid(format!("invalid setting {name}: {msg}")).with_code("invalid_config")
+}
+
+impl ConfigBuilder {
+    /// Reads `file` (or `./strata.toml` when `None` and it exists) and then
+    /// overlays the `STRATA_*` variables in `env`.
+    pub fn from_sources(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self> {
+        let path = match file {
+            Some(p) => Some(p.to_owned()),
+            None => env
+                .get("STRATA_CONFIG")
+                .map(PathBuf::from)
+                .or_else(|| Some(PathBuf::from("strata.toml")).filter(|p| p.exists())),
+        };
+        let mut b = match path {
+            None => ConfigBuilder::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(&p).map_err(|e| {
+                    setting_error("config file", format!("cannot read {}: {e}", p.display()))
+                })?;
+                toml::from_str(&text)
+                    .map_err(|e| setting_error(&format!("in {}", p.display()), e.message()))?
+            }
+        };
+        let s = |k: &str| env.get(k).cloned();
+        let n = |k: &str| env.get(k).map(|v| toml::Value::String(v.clone()));
+        b.data_dir = s("STRATA_DATA_DIR").or(b.data_dir);
+        b.listen = s("STRATA_LISTEN").or(b.listen);
+        b.admin_key = s("STRATA_ADMIN_KEY").or(b.admin_key);
+        b.records_url = s("STRATA_RECORDS_URL").or(b.records_url);
+        b.durability = s("STRATA_DURABILITY").or(b.durability);
+        b.drive_url = s("STRATA_DRIVE_URL").or(b.drive_url);
+        b.cache_url = s("STRATA_CACHE_URL").or(b.cache_url);
+        b.vectors_url = s("STRATA_VECTORS_URL").or(b.vectors_url);
+        b.embedder = s("STRATA_EMBEDDER").or(b.embedder);
+        b.max_body_bytes = n("STRATA_MAX_BODY_BYTES").or(b.max_body_bytes);
+        b.rate_limit = n("STRATA_RATE_LIMIT").or(b.rate_limit);
+        b.session_ttl_seconds = n("STRATA_SESSION_TTL_SECONDS").or(b.session_ttl_seconds);
+        Ok(b)
+    }
+
+    /// Sets the data folder.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into().to_string_lossy().into_owned());
+        self
+    }
+
+    /// Sets the admin key.
+    pub fn admin_key(mut self, key: impl Into<String>) -> Self {
+        self.admin_key = Some(key.into());
+        self
+    }
+
+    /// Sets the listen address.
+    pub fn listen(mut self, addr: impl Into<String>) -> Self {
+        self.listen = Some(addr.into());
+        self
+    }
+
+    /// Sets the body limit.
+    pub fn max_body_bytes(mut self, n: u64) -> Self {
+        self.max_body_bytes = Some(toml::Value::Integer(n as i64));
+        self
+    }
+
+    /// Validates every setting.
+    pub fn build(self) -> Result<Config> {
+        let data_dir = PathBuf::from(self.data_dir.unwrap_or_else(|| "./data".into()));
+        if data_dir.as_os_str().is_empty() {
+            return Err(setting_error("STRATA_DATA_DIR", "must not be empty"));
+        }
+        let listen_s = self.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen = SocketAddr::from_str(&listen_s).map_err(|_| {
+            setting_error(
+                "STRATA_LISTEN",
+                format!("{listen_s:?} is not an address like 127.0.0.1:8080"),
+            )
+        })?;
+        let admin_key = match self.admin_key {
+            None => None,
+            Some(k) if k.len() < 16 => {
+                return Err(setting_error(
+                    "STRATA_ADMIN_KEY",
+                    "must be at least 16 characters",
+                ));
+            }
+            Some(k) if k.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+                return Err(setting_error(
+                    "STRATA_ADMIN_KEY",
+                    "must not contain whitespace",
+                ));
+            }
+            Some(k) => Some(Secret(k)),
+        };
+        let records = match self.records_url {
+            None => RecordsUrl::Sqlite(data_dir.join("strata.db")),
+            Some(u) => parse_records_url(&u)?,
+        };
+        let durability = match self.durability {
+            None => Durability::Process,
+            Some(d) => Durability::from_str(&d)
+                .map_err(|e| setting_error("STRATA_DURABILITY", e.message()))?,
+        };
+        let drive_url = self
+            .drive_url
+            .unwrap_or_else(|| format!("file://{}", data_dir.join("drive").display()));
+        check_scheme("STRATA_DRIVE_URL", &drive_url, &["file://", "s3://"])?;
+        let cache_url = self.cache_url.unwrap_or_else(|| "memory://".into());
+        check_scheme(
+            "STRATA_CACHE_URL",
+            &cache_url,
+            &["memory://", "redis://", "rediss://", "valkey://"],
+        )?;
+        let vectors_url = self.vectors_url.unwrap_or_else(|| "embedded".into());
+        if vectors_url != "embedded" {
+            check_scheme(
+                "STRATA_VECTORS_URL",
+                &vectors_url,
+                &["qdrant://", "http://", "https://"],
+            )?;
+        }
+        let embedder = self.embedder.unwrap_or_else(|| "none".into());
+        if !(embedder == "none"
+            || embedder.starts_with("local:")
+            || embedder.starts_with("openai:"))
+        {
+            return Err(setting_error(
+                "STRATA_EMBEDDER",
+                format!("{embedder:?}: expected none, local:<model folder> or openai:<base url>"),
+            ));
+        }
+        let max_body_bytes = int_setting(
+            "STRATA_MAX_BODY_BYTES",
+            self.max_body_bytes,
+            DEFAULT_MAX_BODY_BYTES as i64,
+            1024,
+            1 << 40,
+        )? as u64;
+        let rate_limit = int_setting(
+            "STRATA_RATE_LIMIT",
+            self.rate_limit,
+            DEFAULT_RATE_LIMIT.into(),
+            1,
+            100_000_000,
+        )? as u32;
+        let session_ttl_seconds = int_setting(
+            "STRATA_SESSION_TTL_SECONDS",
+            self.session_ttl_seconds,
+            DEFAULT_SESSION_TTL_SECONDS,
+            1,
+            10 * 365 * 24 * 3600,
+        )?;
+        Ok(Config {
+            data_dir,
+            listen,
+            admin_key,
+            records,
+            durability,
+            drive_url,
+            cache_url,
+            vectors_url,
+            embedder,
+            max_body_bytes,
+            rate_limit,
+            session_ttl_seconds,
+        })
+    }
+}
+
+fn parse_records_url(u: &str) -> Result<RecordsUrl> {
+    if let Some(rest) = u.strip_prefix("sqlite://") {
+        let path = rest.split('?').next().unwrap_or("");
+        if path.is_empty() {
+            return Err(setting_error(
+                "STRATA_RECORDS_URL",
+                "sqlite:// needs a file path, e.g. sqlite://./data/strata.db",
+            ));
+        }
+        Ok(RecordsUrl::Sqlite(PathBuf::from(path)))
+    } else if u.starts_with("postgres://") || u.starts_with("postgresql://") {
+        Ok(RecordsUrl::Postgres(u.to_owned()))
+    } else {
+        Err(setting_error(
+            "STRATA_RECORDS_URL",
+            format!(
+                "{:?}: expected sqlite://<path> or postgres://…",
+                redact_url(u)
+            ),
+        ))
+    }
+}
+
+fn check_scheme(name: &str, url: &str, schemes: &[&str]) -> Result<()> {
+    if schemes.iter().any(|s| url.starts_with(s)) {
+        Ok(())
+    } else {
+        Err(setting_error(
+            name,
+            format!(
+                "{:?}: expected a URL starting with one of {}",
+                redact_url(url),
+                schemes.join(", ")
+            ),
+        ))
+    }
+}
+
+fn int_setting(
+    name: &str,
+    v: Option<toml::Value>,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64> {
+    let n = match v {
+        None => return Ok(default),
+        Some(toml::Value::Integer(i)) => i,
+        Some(toml::Value::String(s)) => parse_size(&s)
+            .ok_or_else(|| setting_error(name, format!("{s:?} is not a whole number")))?,
+        Some(other) => {
+            return Err(setting_error(
+                name,
+                format!("{other} is not a whole number"),
+            ))
+        }
+    };
+    if n < min || n > max {
+        return Err(setting_error(name, format!("{n} is outside {min}..={max}")));
+    }
+    Ok(n)
+}
+
+/// Parses `1048576`, `512KiB`, `10MiB`, `1GiB`.
+fn parse_size(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("GiB") {
+        (n, 1 << 30)
+    } else if let Some(n) = s.strip_suffix("MiB") {
+        (n, 1 << 20)
+    } else if let Some(n) = s.strip_suffix("KiB") {
+        (n, 1 << 10)
+    } else {
+        (s, 1)
+    };
+    num.trim().parse::<i64>().ok()?.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn build(pairs: &[(&str, &str)]) -> Result<Config> {
+        ConfigBuilder::from_sources(None, &env(pairs))?.build()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = build(&[]).expect("defaults are valid");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            c.records,
+            RecordsUrl::Sqlite(PathBuf::from("./data/strata.db"))
+        );
+        assert_eq!(c.max_body_bytes, 10 * 1024 * 1024);
+        assert_eq!(c.durability, Durability::Process);
+    }
+
+    #[test]
+    fn env_overrides_file_and_errors_name_the_setting() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("strata.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:9000\"\nmax_body_bytes = 2048\ndurability = \"fsync\"\n",
+        )
+        .expect("write");
+        let c =
+            ConfigBuilder::from_sources(Some(&file), &env(&[("STRATA_LISTEN", "127.0.0.1:9001")]))
+                .and_then(|b| b.build())
+                .expect("valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9001");
+        assert_eq!(c.max_body_bytes, 2048);
+        assert_eq!(c.durability, Durability::Fsync);
+
+        for (k, v) in [
+            ("STRATA_LISTEN", "nowhere"),
+            ("STRATA_RECORDS_URL", "mysql://x"),
+            ("STRATA_MAX_BODY_BYTES", "-5"),
+            ("STRATA_ADMIN_KEY", "short"),
+            ("STRATA_DURABILITY", "sometimes"),
+            ("STRATA_CACHE_URL", "memcached://x"),
+        ] {
+            let err = build(&[(k, v)]).expect_err(k);
+            assert!(err.message().contains(k), "{k}: {}", err.message());
+        }
+        std::fs::write(&file, "lisen = \"x\"\n").expect("write");
+        let err = ConfigBuilder::from_sources(Some(&file), &env(&[])).expect_err("unknown key");
+        assert!(err.message().contains("lisen"), "{}", err.message());
+    }
+
+    #[test]
+    fn sizes_and_redaction() {
+        assert_eq!(
+            build(&[("STRATA_MAX_BODY_BYTES", "1MiB")])
+                .map(|c| c.max_body_bytes)
+                .ok(),
+            Some(1 << 20)
+        );
+        let c = build(&[
+            ("STRATA_RECORDS_URL", "postgres://u:pw@h/db"),
+            ("STRATA_ADMIN_KEY", "0123456789abcdefXYZ"),
+        ])
+        .expect("valid");
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("pw@") && !dbg.contains("0123456789abcdef"),
+            "{dbg}"
+        );
+    }
+}

@@ -1,0 +1,374 @@
+//! Strata: storage for conversational AI, as a library.
+//!
+//! [`Strata::open`] opens a configured system — the records layer, the kv
+//! layer and (as they land) the drive, cache and vector layers — and is the
+//! one facade the HTTP server and the CLI call. Business rules live here:
+//! authentication, tenant scoping, validation, auditing. The layers below
+//! only store; the server above only translates HTTP.
+//!
+//! ```no_run
+//! # async fn demo() -> strata::Result<()> {
+//! use strata::{Config, Strata, Principal, NewMessage, MessageRole};
+//! let strata = Strata::open(Config::embedded("./data")).await?;
+//! let bot = strata.create_bot(&Principal::Admin, "support", "Support bot").await?;
+//! let scope = strata.scope(&Principal::Admin, "support", strata::Role::Writer).await?;
+//! let user = scope.create_user(strata::NewUser::default()).await?;
+//! let conv = scope
+//!     .create_conversation(strata::NewConversation { user_id: user.id, ..Default::default() })
+//!     .await?;
+//! scope
+//!     .append_messages(&conv.id, vec![NewMessage {
+//!         role: MessageRole::User,
+//!         content: "hello".into(),
+//!         metadata: None,
+//!         idempotency_key: None,
+//!     }])
+//!     .await?;
+//! # let _ = bot; Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod config;
+pub mod lock;
+mod scope;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use auth::Principal;
+pub use config::{Config, ConfigBuilder, RecordsUrl, Secret};
+pub use scope::{
+    ttl_from_seconds as scope_ttl, BotScope, KvBatchResult, MessagePage, MessageQuery,
+};
+pub use strata_core::kv::{KvOp, KvOpOutcome, KvStats, KvStore};
+pub use strata_core::page::{Cursor, Page, PageRequest, DEFAULT_LIMIT, MAX_LIMIT};
+pub use strata_core::records::RecordStore;
+pub use strata_core::types::*;
+pub use strata_core::{Error, ErrorKind, Result, Timestamp};
+
+use strata_kv::SqliteKv;
+use strata_records::{SqliteDatabase, SqliteOptions, SqliteRecords};
+
+const ADMIN_KEY_META: &str = "admin_key_sha256";
+
+/// Readiness of one layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerHealth {
+    pub layer: &'static str,
+    pub backend: &'static str,
+    pub ok: bool,
+    pub latency_ms: f64,
+    pub error: Option<String>,
+}
+
+/// An open Strata system. Cheap to clone; clones share everything.
+#[derive(Clone, Debug)]
+pub struct Strata {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    records: Arc<dyn RecordStore>,
+    kv: Arc<dyn KvStore>,
+    admin_key_hash: Option<String>,
+    sqlite: Option<SqliteDatabase>,
+}
+
+/// What [`Strata::bootstrap_admin_key`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminKeyStatus {
+    /// `STRATA_ADMIN_KEY` is set; nothing stored.
+    FromConfig,
+    /// A key was generated now; this is the only time it is shown.
+    Generated(String),
+    /// A key was generated earlier; only its hash is kept.
+    Existing,
+}
+
+impl Strata {
+    /// Opens the layers named by `config`, applying migrations. Does not take
+    /// the data-folder lock: the server and CLI take it with [`lock::DataDirLock`].
+    pub async fn open(config: Config) -> Result<Self> {
+        let (records, kv, sqlite): (
+            Arc<dyn RecordStore>,
+            Arc<dyn KvStore>,
+            Option<SqliteDatabase>,
+        ) = match &config.records {
+            RecordsUrl::Sqlite(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        Error::unavailable(format!("cannot create {}", parent.display()))
+                            .with_source(e)
+                    })?;
+                }
+                let opts = SqliteOptions {
+                    durability: config.durability,
+                    ..SqliteOptions::default()
+                };
+                let db = SqliteDatabase::open(path, &opts).await?;
+                (
+                    Arc::new(SqliteRecords::new(db.clone())),
+                    Arc::new(SqliteKv::new(db.clone())),
+                    Some(db),
+                )
+            }
+            RecordsUrl::Postgres(_) => {
+                return Err(Error::invalid(
+                    "invalid setting STRATA_RECORDS_URL: the PostgreSQL backend is planned and not built yet; use sqlite://",
+                )
+                .with_code("invalid_config"));
+            }
+        };
+        let admin_key_hash = match &config.admin_key {
+            Some(k) => Some(auth::hash_secret(k.expose())),
+            None => records.get_meta(ADMIN_KEY_META).await?,
+        };
+        Ok(Strata {
+            inner: Arc::new(Inner {
+                config,
+                records,
+                kv,
+                admin_key_hash,
+                sqlite,
+            }),
+        })
+    }
+
+    /// Makes sure a global admin key exists: from the configuration, stored
+    /// earlier, or generated now (returned once, only its hash is kept).
+    /// Returns a handle that knows the key.
+    pub async fn bootstrap_admin_key(self) -> Result<(Self, AdminKeyStatus)> {
+        if self.inner.config.admin_key.is_some() {
+            return Ok((self, AdminKeyStatus::FromConfig));
+        }
+        if self.inner.admin_key_hash.is_some() {
+            return Ok((self, AdminKeyStatus::Existing));
+        }
+        let key = auth::new_admin_key();
+        let hash = auth::hash_secret(&key);
+        let stored = self
+            .inner
+            .records
+            .set_meta_if_absent(ADMIN_KEY_META, &hash)
+            .await?;
+        let status = if stored == hash {
+            AdminKeyStatus::Generated(key)
+        } else {
+            AdminKeyStatus::Existing
+        };
+        let inner = Inner {
+            config: self.inner.config.clone(),
+            records: self.inner.records.clone(),
+            kv: self.inner.kv.clone(),
+            admin_key_hash: Some(stored),
+            sqlite: self.inner.sqlite.clone(),
+        };
+        Ok((
+            Strata {
+                inner: Arc::new(inner),
+            },
+            status,
+        ))
+    }
+
+    /// The configuration this system was opened with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The records layer (for tools and tests; the API goes through scopes).
+    pub fn records(&self) -> &Arc<dyn RecordStore> {
+        &self.inner.records
+    }
+
+    /// The kv layer.
+    pub fn kv(&self) -> &Arc<dyn KvStore> {
+        &self.inner.kv
+    }
+
+    /// Closes database pools (checkpointing SQLite's WAL).
+    pub async fn close(&self) {
+        if let Some(db) = &self.inner.sqlite {
+            db.close().await;
+        }
+    }
+
+    /// Resolves a bearer token to a principal. No token, an unknown token or
+    /// a revoked key is `Unauthorized`.
+    pub async fn authenticate(&self, token: Option<&str>) -> Result<Principal> {
+        let token = token
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                auth::unauthorized("missing API key: send Authorization: Bearer <key>")
+            })?;
+        if let Some((key_id, secret)) = auth::parse_bot_key(token) {
+            let stored = self.inner.records.find_key(key_id).await?;
+            if let Some(stored) = stored {
+                if auth::hashes_match(&auth::hash_secret(secret), &stored.secret_hash) {
+                    if stored.key.revoked_at.is_some() {
+                        return Err(auth::unauthorized("this API key has been revoked"));
+                    }
+                    return Ok(Principal::Bot {
+                        bot: stored.key.bot_id,
+                        role: stored.key.role,
+                        key_id: stored.key.id,
+                    });
+                }
+            }
+            return Err(auth::unauthorized("unknown API key"));
+        }
+        match &self.inner.admin_key_hash {
+            Some(h) if auth::hashes_match(&auth::hash_secret(token), h) => Ok(Principal::Admin),
+            _ => Err(auth::unauthorized("unknown API key")),
+        }
+    }
+
+    /// Opens `bot` for `who`, requiring role `need`: an invalid id is
+    /// `invalid_bot_id`, another bot's key or a missing bot `NotFound`, a
+    /// weaker role `Forbidden`.
+    pub async fn scope(&self, who: &Principal, bot: &str, need: Role) -> Result<BotScope> {
+        let bot = BotId::parse(bot)?;
+        who.authorize(&bot, need)?;
+        if matches!(who, Principal::Admin) {
+            // A bot key proves its bot exists (keys die with their bot);
+            // the admin key does not.
+            self.inner.records.get_bot(&bot).await?;
+        }
+        Ok(BotScope::new(self.clone(), bot, who.clone()))
+    }
+
+    /// Creates a bot (global admin only).
+    pub async fn create_bot(&self, who: &Principal, id: &str, name: &str) -> Result<Bot> {
+        who.require_admin()?;
+        let id = BotId::parse(id)?;
+        let name = scope::check_name("name", name)?;
+        // A bot id may be reused after deletion: make sure nothing of an
+        // earlier bot with this id survives in the kv layer.
+        self.inner.kv.clear_prefix(id.as_str(), "").await?;
+        let bot = self.inner.records.create_bot(&id, name).await?;
+        self.audit(
+            who,
+            Some(&id),
+            "bot.create",
+            id.as_str(),
+            serde_json::json!({ "name": name }),
+        )
+        .await;
+        Ok(bot)
+    }
+
+    /// Lists bots (global admin only).
+    pub async fn list_bots(&self, who: &Principal, page: &PageRequest) -> Result<Page<Bot>> {
+        who.require_admin()?;
+        self.inner.records.list_bots(page).await
+    }
+
+    /// Deletes a bot and all of its data in every layer (global admin only).
+    pub async fn delete_bot(&self, who: &Principal, id: &str) -> Result<()> {
+        let id = BotId::parse(id)?;
+        who.authorize(&id, Role::Admin)?;
+        who.require_admin()?;
+        self.inner.records.get_bot(&id).await?;
+        self.inner.kv.clear_prefix(id.as_str(), "").await?;
+        self.inner.records.delete_bot(&id).await?;
+        self.audit(
+            who,
+            Some(&id),
+            "bot.delete",
+            id.as_str(),
+            serde_json::Value::Null,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Readiness of every layer, with the latency of a round trip.
+    pub async fn readiness(&self) -> Vec<LayerHealth> {
+        let start = Instant::now();
+        let records = self.inner.records.ping().await;
+        let records_ms = start.elapsed().as_secs_f64() * 1000.0;
+        let start = Instant::now();
+        let kv = self.inner.kv.exists("_strata", "ready").await;
+        let kv_ms = start.elapsed().as_secs_f64() * 1000.0;
+        vec![
+            LayerHealth {
+                layer: "records",
+                backend: self.inner.records.backend(),
+                ok: records.is_ok(),
+                latency_ms: records_ms,
+                error: records.err().map(|e| e.to_string()),
+            },
+            LayerHealth {
+                layer: "kv",
+                backend: self.inner.kv.backend(),
+                ok: kv.is_ok(),
+                latency_ms: kv_ms,
+                error: kv.err().map(|e| e.to_string()),
+            },
+        ]
+    }
+
+    /// Runs housekeeping forever: purges expired kv keys and sessions.
+    pub async fn run_janitor(self, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.inner.kv.purge_expired().await {
+                tracing::warn!(error = %e, "purging expired kv keys failed");
+            }
+            if let Err(e) = self
+                .inner
+                .records
+                .purge_expired_sessions(Timestamp::now())
+                .await
+            {
+                tracing::warn!(error = %e, "purging expired sessions failed");
+            }
+        }
+    }
+
+    /// Lists audit events (global admin: all or one bot).
+    pub async fn list_audit(
+        &self,
+        who: &Principal,
+        bot: Option<&BotId>,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEvent>> {
+        match bot {
+            None => who.require_admin()?,
+            Some(b) => who.authorize(b, Role::Admin)?,
+        }
+        self.inner.records.list_audit(bot, page).await
+    }
+
+    pub(crate) async fn audit(
+        &self,
+        who: &Principal,
+        bot: Option<&BotId>,
+        action: &str,
+        target: &str,
+        details: serde_json::Value,
+    ) {
+        let event = AuditEvent {
+            id: new_id(),
+            bot_id: bot.cloned(),
+            actor: who.actor(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            details: if details.is_null() {
+                serde_json::json!({})
+            } else {
+                details
+            },
+            created_at: Timestamp::now(),
+        };
+        // The operation itself succeeded; a failed audit write is logged, not
+        // turned into a failure of the call the client already saw applied.
+        if let Err(e) = self.inner.records.record_audit(&event).await {
+            tracing::error!(error = %e, action, target, "writing the audit event failed");
+        }
+    }
+}
