@@ -42,6 +42,7 @@ pub struct AppState {
         license(name = "Apache-2.0")
     ),
     modifiers(&BearerAuth),
+    components(schemas(Problem)),
     security(("bearer" = [])),
     tags(
         (name = "service", description = "Liveness, readiness, metrics and this document"),
@@ -70,14 +71,59 @@ fn api_router() -> OpenApiRouter<AppState> {
     routes::register(OpenApiRouter::with_openapi(ApiDoc::openapi()))
 }
 
+/// Documents the problem+json error responses every operation can give.
+fn add_problem_responses(doc: &mut OpenApiDoc) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let problem = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+            )
+            .build()
+    };
+    for item in doc.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.head,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            let public = op.security.as_ref().is_some_and(|s| s.iter().all(|r| r == &Default::default()));
+            let responses = &mut op.responses.responses;
+            if !public {
+                responses
+                    .entry("401".into())
+                    .or_insert_with(|| problem("No key, or an unknown or revoked key (`unauthorized`)").into());
+                responses
+                    .entry("403".into())
+                    .or_insert_with(|| problem("The key's role does not allow this (`forbidden`)").into());
+                responses.entry("404".into()).or_insert_with(|| {
+                    problem("Not found, or another bot's data (`not_found`)").into()
+                });
+            }
+            responses
+                .entry("4XX".into())
+                .or_insert_with(|| problem("Invalid input and other client errors, with a stable `code`").into());
+        }
+    }
+}
+
 /// The OpenAPI document, generated from the handlers.
 pub fn openapi() -> OpenApiDoc {
-    api_router().split_for_parts().1
+    let mut doc = api_router().split_for_parts().1;
+    add_problem_responses(&mut doc);
+    doc
 }
 
 /// The full HTTP application over `strata`.
 pub fn router(strata: Strata) -> Router {
-    let (api, doc) = api_router().split_for_parts();
+    let (api, mut doc) = api_router().split_for_parts();
+    add_problem_responses(&mut doc);
     let limit = usize::try_from(strata.config().max_body_bytes).unwrap_or(usize::MAX);
     let state = AppState {
         strata,

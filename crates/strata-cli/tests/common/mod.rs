@@ -1,0 +1,150 @@
+//! Test harness: runs the real `strata serve` binary on a temporary data
+//! folder and a free loopback port.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+/// A running `strata serve` process.
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub data_dir: PathBuf,
+    pub http: reqwest::Client,
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+impl Server {
+    /// Starts the server on `data_dir` with extra environment variables and
+    /// waits until `/health` answers.
+    pub async fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+        cmd.arg("serve")
+            .env_remove("STRATA_CONFIG")
+            .env("STRATA_DATA_DIR", data_dir)
+            .env("STRATA_LISTEN", format!("127.0.0.1:{port}"))
+            .env("STRATA_ADMIN_KEY", ADMIN_KEY)
+            .env("STRATA_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn strata serve");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client");
+        let server = Server {
+            child: Some(child),
+            url,
+            data_dir: data_dir.to_owned(),
+            http,
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    /// Starts the server on `data_dir` with the default settings.
+    pub async fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &[]).await
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.http.get(format!("{}/health", self.url)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "strata serve did not become healthy in 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILLs the process (no shutdown hooks run) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `{url}{path}`.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    /// A request builder with a bearer key.
+    pub fn req(&self, method: reqwest::Method, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, self.at(path));
+        match key {
+            Some(k) => r.bearer_auth(k),
+            None => r,
+        }
+    }
+
+    /// POST JSON as `key`, expecting a success status; returns the body.
+    pub async fn post_ok(&self, path: &str, key: &str, body: serde_json::Value) -> serde_json::Value {
+        let r = self
+            .req(reqwest::Method::POST, path, Some(key))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status();
+        let v: serde_json::Value = r.json().await.expect("json body");
+        assert!(status.is_success(), "POST {path} -> {status}: {v}");
+        v
+    }
+
+    /// GET as `key`, expecting success; returns the JSON body.
+    pub async fn get_ok(&self, path: &str, key: &str) -> serde_json::Value {
+        let r = self
+            .req(reqwest::Method::GET, path, Some(key))
+            .send()
+            .await
+            .expect("request");
+        let status = r.status();
+        let v: serde_json::Value = r.json().await.expect("json body");
+        assert!(status.is_success(), "GET {path} -> {status}: {v}");
+        v
+    }
+
+    /// Creates a bot and a key of `role` for it; returns the key.
+    pub async fn bot_with_key(&self, bot: &str, role: &str) -> String {
+        let r = self
+            .req(reqwest::Method::POST, "/v1/bots", Some(ADMIN_KEY))
+            .json(&serde_json::json!({ "id": bot, "name": bot }))
+            .send()
+            .await
+            .expect("create bot");
+        assert!(r.status().is_success() || r.status().as_u16() == 409, "create bot: {}", r.status());
+        self.key(bot, role).await
+    }
+
+    /// Creates a key of `role` for an existing bot.
+    pub async fn key(&self, bot: &str, role: &str) -> String {
+        let v = self
+            .post_ok(&format!("/v1/bots/{bot}/keys"), ADMIN_KEY, serde_json::json!({ "name": role, "role": role }))
+            .await;
+        v["key"].as_str().expect("key in response").to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
