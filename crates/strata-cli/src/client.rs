@@ -11,18 +11,19 @@ use std::path::PathBuf;
 #[derive(Debug, Args)]
 pub struct ServerArgs {
     /// Server URL (default: http://<STRATA_LISTEN>, i.e. http://127.0.0.1:8080).
-    #[arg(long, env = "STRATA_URL", value_name = "URL")]
+    #[arg(long, global = true, env = "STRATA_URL", value_name = "URL")]
     url: Option<String>,
     /// API key (default: STRATA_API_KEY, else STRATA_ADMIN_KEY).
     #[arg(
         long,
+        global = true,
         env = "STRATA_API_KEY",
         hide_env_values = true,
         value_name = "KEY"
     )]
     key: Option<String>,
     /// Print the server's JSON instead of text.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
 }
 

@@ -185,8 +185,7 @@ impl ConfigBuilder {
                 let text = std::fs::read_to_string(&p).map_err(|e| {
                     setting_error("config file", format!("cannot read {}: {e}", p.display()))
                 })?;
-                toml::from_str(&text)
-                    .map_err(|e| setting_error(&format!("in {}", p.display()), e.message()))?
+                parse_file(&p, &text)?
             }
         };
         let s = |k: &str| env.get(k).cloned();
@@ -332,6 +331,45 @@ impl ConfigBuilder {
             session_ttl_seconds,
         })
     }
+}
+
+/// Keys of `strata.toml` whose values are strings; the others are integers.
+const STRING_KEYS: &[&str] = &[
+    "data_dir",
+    "listen",
+    "admin_key",
+    "records_url",
+    "durability",
+    "drive_url",
+    "cache_url",
+    "vectors_url",
+    "embedder",
+];
+const NUMBER_KEYS: &[&str] = &["max_body_bytes", "rate_limit", "session_ttl_seconds"];
+
+/// Parses the file, naming the key of any unknown or mistyped setting.
+fn parse_file(path: &Path, text: &str) -> Result<ConfigBuilder> {
+    let where_ = format!("in {}", path.display());
+    let table: toml::Table = toml::from_str(text).map_err(|e| setting_error(&where_, e.message()))?;
+    for (k, v) in &table {
+        if STRING_KEYS.contains(&k.as_str()) {
+            if !v.is_str() {
+                return Err(setting_error(&format!("{k} {where_}"), format!("expected a string, got {v}")));
+            }
+        } else if NUMBER_KEYS.contains(&k.as_str()) {
+            if !(v.is_integer() || v.is_str()) {
+                return Err(setting_error(&format!("{k} {where_}"), format!("expected a whole number, got {v}")));
+            }
+        } else {
+            return Err(setting_error(
+                &format!("{k} {where_}"),
+                format!("unknown setting; known settings are {}", [STRING_KEYS, NUMBER_KEYS].concat().join(", ")),
+            ));
+        }
+    }
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| setting_error(&where_, e.message()))
 }
 
 fn parse_records_url(u: &str) -> Result<RecordsUrl> {

@@ -8,13 +8,27 @@
 
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashMap};
-use strata::{Config, MessageQuery, MessageRole, NewConversation, NewMessage, NewUser, Principal, Role, Strata};
+use strata::{
+    Config, MessageQuery, MessageRole, NewConversation, NewMessage, NewUser, Principal, Role,
+    Strata,
+};
 
 #[derive(Debug, Clone)]
 enum Op {
-    Append { conv: usize, batch: Vec<(String, Option<u8>)> },
-    List { conv: usize, after: i64, limit: i64 },
-    Tail { conv: usize, before: Option<i64>, limit: i64 },
+    Append {
+        conv: usize,
+        batch: Vec<(String, Option<u8>)>,
+    },
+    List {
+        conv: usize,
+        after: i64,
+        limit: i64,
+    },
+    Tail {
+        conv: usize,
+        before: Option<i64>,
+        limit: i64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -53,15 +67,28 @@ impl Model {
 
 async fn setup(dir: &std::path::Path) -> (Strata, strata::BotScope) {
     let strata = Strata::open(Config::embedded(dir)).await.expect("open");
-    strata.create_bot(&Principal::Admin, "model", "model").await.expect("bot");
-    let scope = strata.scope(&Principal::Admin, "model", Role::Writer).await.expect("scope");
+    strata
+        .create_bot(&Principal::Admin, "model", "model")
+        .await
+        .expect("bot");
+    let scope = strata
+        .scope(&Principal::Admin, "model", Role::Writer)
+        .await
+        .expect("scope");
     scope
-        .create_user(NewUser { id: Some("u".into()), ..Default::default() })
+        .create_user(NewUser {
+            id: Some("u".into()),
+            ..Default::default()
+        })
         .await
         .expect("user");
     for c in 0..2 {
         scope
-            .create_conversation(NewConversation { id: Some(format!("c{c}")), user_id: "u".into(), ..Default::default() })
+            .create_conversation(NewConversation {
+                id: Some(format!("c{c}")),
+                user_id: "u".into(),
+                ..Default::default()
+            })
             .await
             .expect("conversation");
     }
