@@ -46,16 +46,29 @@ async fn verify(server: &Server, key: &str, acked: &Acked) -> usize {
         let mut seen = HashSet::new();
         for (i, m) in messages.iter().enumerate() {
             let seq = m["seq"].as_i64().expect("seq");
-            assert_eq!(seq, i as i64 + 1, "conversation c{conv}: seqs must be 1..=n without gaps");
+            assert_eq!(
+                seq,
+                i as i64 + 1,
+                "conversation c{conv}: seqs must be 1..=n without gaps"
+            );
             let content = m["content"].as_str().expect("content").to_owned();
-            assert!(seen.insert(content.clone()), "conversation c{conv}: duplicate message {content}");
+            assert!(
+                seen.insert(content.clone()),
+                "conversation c{conv}: duplicate message {content}"
+            );
         }
         for (content, (c, seq)) in acked.iter().filter(|(_, (c, _))| *c == conv) {
             let found = messages
                 .iter()
                 .find(|m| m["content"].as_str() == Some(content))
-                .unwrap_or_else(|| panic!("acknowledged message {content} (c{c}, seq {seq}) is missing"));
-            assert_eq!(found["seq"].as_i64(), Some(*seq), "{content} moved from its acknowledged seq");
+                .unwrap_or_else(|| {
+                    panic!("acknowledged message {content} (c{c}, seq {seq}) is missing")
+                });
+            assert_eq!(
+                found["seq"].as_i64(),
+                Some(*seq),
+                "{content} moved from its acknowledged seq"
+            );
         }
         total += messages.len();
     }
@@ -67,10 +80,16 @@ async fn acknowledged_appends_survive_sigkill() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut server = Server::start(dir.path()).await;
     let key = server.bot_with_key("dur", "writer").await;
-    server.post_ok("/v1/bots/dur/users", &key, json!({ "id": "u" })).await;
+    server
+        .post_ok("/v1/bots/dur/users", &key, json!({ "id": "u" }))
+        .await;
     for c in 0..CONVERSATIONS {
         server
-            .post_ok("/v1/bots/dur/conversations", &key, json!({ "id": format!("c{c}"), "user_id": "u" }))
+            .post_ok(
+                "/v1/bots/dur/conversations",
+                &key,
+                json!({ "id": format!("c{c}"), "user_id": "u" }),
+            )
             .await;
     }
     let acked: Acked = Arc::default();
@@ -111,16 +130,27 @@ async fn acknowledged_appends_survive_sigkill() {
         for t in tasks {
             sent += t.await.expect("client task");
         }
-        assert!(sent > 0, "cycle {cycle}: no append was acknowledged before the kill");
+        assert!(
+            sent > 0,
+            "cycle {cycle}: no append was acknowledged before the kill"
+        );
 
         server = Server::start(dir.path()).await;
         let stored = verify(&server, &key, &acked).await;
         let acked_n = acked.lock().expect("lock").len();
-        assert!(stored >= acked_n, "cycle {cycle}: {stored} stored < {acked_n} acknowledged");
+        assert!(
+            stored >= acked_n,
+            "cycle {cycle}: {stored} stored < {acked_n} acknowledged"
+        );
         // At most one in-flight request per client can have been applied
         // without its acknowledgement reaching the client.
-        assert!(stored <= acked_n + CLIENTS * (cycle + 1), "cycle {cycle}: more messages than were sent");
-        eprintln!("cycle {cycle}: {sent} acknowledged this cycle, {stored} stored in total, all verified");
+        assert!(
+            stored <= acked_n + CLIENTS * (cycle + 1),
+            "cycle {cycle}: more messages than were sent"
+        );
+        eprintln!(
+            "cycle {cycle}: {sent} acknowledged this cycle, {stored} stored in total, all verified"
+        );
     }
 
     // Appends work normally after the last restart and continue the numbering.

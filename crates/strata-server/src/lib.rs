@@ -79,7 +79,9 @@ fn add_problem_responses(doc: &mut OpenApiDoc) {
             .description(description)
             .content(
                 "application/problem+json",
-                ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
             )
             .build()
     };
@@ -93,22 +95,25 @@ fn add_problem_responses(doc: &mut OpenApiDoc) {
             &mut item.patch,
         ];
         for op in ops.into_iter().flatten() {
-            let public = op.security.as_ref().is_some_and(|s| s.iter().all(|r| r == &Default::default()));
+            let public = op
+                .security
+                .as_ref()
+                .is_some_and(|s| s.iter().all(|r| r == &Default::default()));
             let responses = &mut op.responses.responses;
             if !public {
-                responses
-                    .entry("401".into())
-                    .or_insert_with(|| problem("No key, or an unknown or revoked key (`unauthorized`)").into());
-                responses
-                    .entry("403".into())
-                    .or_insert_with(|| problem("The key's role does not allow this (`forbidden`)").into());
+                responses.entry("401".into()).or_insert_with(|| {
+                    problem("No key, or an unknown or revoked key (`unauthorized`)").into()
+                });
+                responses.entry("403".into()).or_insert_with(|| {
+                    problem("The key's role does not allow this (`forbidden`)").into()
+                });
                 responses.entry("404".into()).or_insert_with(|| {
                     problem("Not found, or another bot's data (`not_found`)").into()
                 });
             }
-            responses
-                .entry("4XX".into())
-                .or_insert_with(|| problem("Invalid input and other client errors, with a stable `code`").into());
+            responses.entry("4XX".into()).or_insert_with(|| {
+                problem("Invalid input and other client errors, with a stable `code`").into()
+            });
         }
     }
 }

@@ -27,9 +27,18 @@ fn every_operation_is_documented() {
     for (path, item) in paths {
         for (method, op) in item.as_object().expect("path item") {
             ops += 1;
-            assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path} has no responses");
-            assert!(op["tags"].as_array().is_some_and(|t| !t.is_empty()), "{method} {path} has no tag");
+            assert!(
+                op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                "{method} {path} has no responses"
+            );
+            assert!(
+                op["tags"].as_array().is_some_and(|t| !t.is_empty()),
+                "{method} {path} has no tag"
+            );
         }
     }
-    assert!(ops >= 50, "expected the foundation's operations, found {ops}");
+    assert!(
+        ops >= 50,
+        "expected the foundation's operations, found {ops}"
+    );
 }

@@ -68,7 +68,10 @@ impl Server {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "strata serve did not become healthy in 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "strata serve did not become healthy in 30 s"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -87,7 +90,12 @@ impl Server {
     }
 
     /// A request builder with a bearer key.
-    pub fn req(&self, method: reqwest::Method, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
+    pub fn req(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let r = self.http.request(method, self.at(path));
         match key {
             Some(k) => r.bearer_auth(k),
@@ -96,7 +104,12 @@ impl Server {
     }
 
     /// POST JSON as `key`, expecting a success status; returns the body.
-    pub async fn post_ok(&self, path: &str, key: &str, body: serde_json::Value) -> serde_json::Value {
+    pub async fn post_ok(
+        &self,
+        path: &str,
+        key: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
         let r = self
             .req(reqwest::Method::POST, path, Some(key))
             .json(&body)
@@ -130,14 +143,22 @@ impl Server {
             .send()
             .await
             .expect("create bot");
-        assert!(r.status().is_success() || r.status().as_u16() == 409, "create bot: {}", r.status());
+        assert!(
+            r.status().is_success() || r.status().as_u16() == 409,
+            "create bot: {}",
+            r.status()
+        );
         self.key(bot, role).await
     }
 
     /// Creates a key of `role` for an existing bot.
     pub async fn key(&self, bot: &str, role: &str) -> String {
         let v = self
-            .post_ok(&format!("/v1/bots/{bot}/keys"), ADMIN_KEY, serde_json::json!({ "name": role, "role": role }))
+            .post_ok(
+                &format!("/v1/bots/{bot}/keys"),
+                ADMIN_KEY,
+                serde_json::json!({ "name": role, "role": role }),
+            )
             .await;
         v["key"].as_str().expect("key in response").to_owned()
     }
