@@ -6,6 +6,7 @@
 //! backends. The embedded default is [`sqlite::SqliteRecords`] over a
 //! [`sqlite::SqliteDatabase`], which the kv layer shares.
 
+pub mod behavior;
 pub mod sqlite;
 
 pub use sqlite::{Durability, SqliteDatabase, SqliteOptions, SqliteRecords};
