@@ -350,20 +350,30 @@ const NUMBER_KEYS: &[&str] = &["max_body_bytes", "rate_limit", "session_ttl_seco
 /// Parses the file, naming the key of any unknown or mistyped setting.
 fn parse_file(path: &Path, text: &str) -> Result<ConfigBuilder> {
     let where_ = format!("in {}", path.display());
-    let table: toml::Table = toml::from_str(text).map_err(|e| setting_error(&where_, e.message()))?;
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e| setting_error(&where_, e.message()))?;
     for (k, v) in &table {
         if STRING_KEYS.contains(&k.as_str()) {
             if !v.is_str() {
-                return Err(setting_error(&format!("{k} {where_}"), format!("expected a string, got {v}")));
+                return Err(setting_error(
+                    &format!("{k} {where_}"),
+                    format!("expected a string, got {v}"),
+                ));
             }
         } else if NUMBER_KEYS.contains(&k.as_str()) {
             if !(v.is_integer() || v.is_str()) {
-                return Err(setting_error(&format!("{k} {where_}"), format!("expected a whole number, got {v}")));
+                return Err(setting_error(
+                    &format!("{k} {where_}"),
+                    format!("expected a whole number, got {v}"),
+                ));
             }
         } else {
             return Err(setting_error(
                 &format!("{k} {where_}"),
-                format!("unknown setting; known settings are {}", [STRING_KEYS, NUMBER_KEYS].concat().join(", ")),
+                format!(
+                    "unknown setting; known settings are {}",
+                    [STRING_KEYS, NUMBER_KEYS].concat().join(", ")
+                ),
             ));
         }
     }
