@@ -245,10 +245,11 @@ impl Strata {
         who.require_admin()?;
         let id = BotId::parse(id)?;
         let name = scope::check_name("name", name)?;
-        // A bot id may be reused after deletion: make sure nothing of an
-        // earlier bot with this id survives in the kv layer.
-        self.inner.kv.clear_prefix(id.as_str(), "").await?;
         let bot = self.inner.records.create_bot(&id, name).await?;
+        // A bot id may be reused after deletion: make sure nothing of an
+        // earlier bot with this id survives in the kv layer. Only after the
+        // create succeeded: a duplicate create must not wipe the live bot's kv.
+        self.inner.kv.clear_prefix(id.as_str(), "").await?;
         self.audit(
             who,
             Some(&id),

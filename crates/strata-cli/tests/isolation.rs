@@ -1,0 +1,860 @@
+//! The isolation matrix: every operation of the OpenAPI document, asked by
+//! every kind of caller that must be refused, and by the one that must not.
+//!
+//! `MATRIX` names each operation's access class. An operation that the
+//! document has and the matrix lacks fails the test: when you add an
+//! endpoint, add its row (and, if it takes a new path parameter or body, teach
+//! `resolve` and `body_for` about it).
+
+mod common;
+
+use common::{Server, ADMIN_KEY};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+/// Who may call an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// No key needed (`security: []` in the document).
+    Public,
+    /// Only the global admin key. Bot keys get 403, except that another
+    /// bot's key on a `{bot}` path gets 404.
+    GlobalAdmin,
+    /// A key of the bot with at least the reader role.
+    BotRead,
+    /// At least the writer role.
+    BotWrite,
+    /// The bot's admin role (or the global admin key).
+    BotAdmin,
+}
+
+use Access::*;
+
+/// Every operation of the API and who may call it.
+const MATRIX: &[(&str, &str, Access)] = &[
+    // service
+    ("GET", "/health", Public),
+    ("GET", "/ready", Public),
+    ("GET", "/metrics", Public),
+    ("GET", "/v1/openapi.json", Public),
+    // bots and keys
+    ("POST", "/v1/bots", GlobalAdmin),
+    ("GET", "/v1/bots", GlobalAdmin),
+    ("GET", "/v1/bots/{bot}", BotRead),
+    ("PATCH", "/v1/bots/{bot}", BotAdmin),
+    ("DELETE", "/v1/bots/{bot}", GlobalAdmin),
+    ("POST", "/v1/bots/{bot}/keys", BotAdmin),
+    ("GET", "/v1/bots/{bot}/keys", BotAdmin),
+    ("DELETE", "/v1/bots/{bot}/keys/{id}", BotAdmin),
+    ("GET", "/v1/bots/{bot}/audit", BotAdmin),
+    // people
+    ("POST", "/v1/bots/{bot}/users", BotWrite),
+    ("GET", "/v1/bots/{bot}/users", BotRead),
+    ("GET", "/v1/bots/{bot}/users/{user}", BotRead),
+    ("PATCH", "/v1/bots/{bot}/users/{user}", BotWrite),
+    ("DELETE", "/v1/bots/{bot}/users/{user}", BotWrite),
+    ("POST", "/v1/bots/{bot}/sessions", BotWrite),
+    ("POST", "/v1/bots/{bot}/sessions/resolve", BotRead),
+    ("GET", "/v1/bots/{bot}/sessions/{id}", BotRead),
+    ("PATCH", "/v1/bots/{bot}/sessions/{id}", BotWrite),
+    ("DELETE", "/v1/bots/{bot}/sessions/{id}", BotWrite),
+    ("POST", "/v1/bots/{bot}/groups", BotWrite),
+    ("GET", "/v1/bots/{bot}/groups", BotRead),
+    ("GET", "/v1/bots/{bot}/groups/{id}", BotRead),
+    ("PUT", "/v1/bots/{bot}/groups/{id}", BotWrite),
+    ("DELETE", "/v1/bots/{bot}/groups/{id}", BotWrite),
+    // conversations
+    ("POST", "/v1/bots/{bot}/conversations", BotWrite),
+    ("GET", "/v1/bots/{bot}/conversations", BotRead),
+    ("GET", "/v1/bots/{bot}/conversations/{conv}", BotRead),
+    ("PATCH", "/v1/bots/{bot}/conversations/{conv}", BotWrite),
+    ("DELETE", "/v1/bots/{bot}/conversations/{conv}", BotWrite),
+    (
+        "POST",
+        "/v1/bots/{bot}/conversations/{conv}/messages",
+        BotWrite,
+    ),
+    (
+        "GET",
+        "/v1/bots/{bot}/conversations/{conv}/messages",
+        BotRead,
+    ),
+    // presets, tool logs, config
+    ("POST", "/v1/bots/{bot}/presets", BotWrite),
+    ("GET", "/v1/bots/{bot}/presets", BotRead),
+    ("GET", "/v1/bots/{bot}/presets/{id}", BotRead),
+    ("PUT", "/v1/bots/{bot}/presets/{id}", BotWrite),
+    ("DELETE", "/v1/bots/{bot}/presets/{id}", BotWrite),
+    ("POST", "/v1/bots/{bot}/tool-logs", BotWrite),
+    ("GET", "/v1/bots/{bot}/tool-logs", BotRead),
+    ("GET", "/v1/bots/{bot}/config", BotRead),
+    ("PUT", "/v1/bots/{bot}/config", BotAdmin),
+    ("GET", "/v1/bots/{bot}/config/{name}", BotRead),
+    ("PUT", "/v1/bots/{bot}/config/{name}", BotAdmin),
+    ("DELETE", "/v1/bots/{bot}/config/{name}", BotAdmin),
+    // key-value
+    ("PUT", "/v1/bots/{bot}/kv/{key}", BotWrite),
+    ("GET", "/v1/bots/{bot}/kv/{key}", BotRead),
+    ("HEAD", "/v1/bots/{bot}/kv/{key}", BotRead),
+    ("DELETE", "/v1/bots/{bot}/kv/{key}", BotWrite),
+    ("GET", "/v1/bots/{bot}/kv", BotRead),
+    ("POST", "/v1/bots/{bot}/kv/batch", BotWrite),
+    ("GET", "/v1/bots/{bot}/kv-stats", BotRead),
+];
+
+const HTTP_METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "patch", "head", "options", "trace",
+];
+
+/// The seeded resources of one bot.
+#[derive(Debug, Clone)]
+struct Fixture {
+    bot: String,
+    user: String,
+    user_name: String,
+    session: String,
+    session_token: String,
+    conv: String,
+    message_content: String,
+    preset: String,
+    group: String,
+    tool_log: String,
+    setting: String,
+    kv_key: String,
+    kv_value: String,
+    /// A live reader key whose id stands in for `/keys/{id}`.
+    victim_key_id: String,
+    victim_key: String,
+}
+
+/// A request body.
+#[derive(Debug, Clone)]
+enum Body {
+    None,
+    Json(Value),
+    Raw(Vec<u8>),
+}
+
+/// How a request authenticates.
+#[derive(Debug, Clone)]
+enum Auth {
+    None,
+    Bearer(String),
+    /// A raw `Authorization` header value.
+    Header(String),
+}
+
+/// What came back.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+async fn send(s: &Server, method: &Method, path: &str, auth: &Auth, body: &Body) -> Reply {
+    let mut r = s.http.request(method.clone(), s.at(path));
+    r = match auth {
+        Auth::None => r,
+        Auth::Bearer(k) => r.bearer_auth(k),
+        Auth::Header(h) => r.header(AUTHORIZATION, h.as_str()),
+    };
+    r = match body {
+        Body::None => r,
+        Body::Json(v) => r.json(v),
+        Body::Raw(b) => r.body(b.clone()),
+    };
+    let res = r
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: request failed: {e}"));
+    let status = res.status().as_u16();
+    let content_type = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = res
+        .bytes()
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: reading the body failed: {e}"))
+        .to_vec();
+    Reply {
+        status,
+        content_type,
+        body,
+    }
+}
+
+/// Checks that `reply` is the problem `status`/`code`; returns a failure text.
+fn check_problem(method: &Method, reply: &Reply, status: u16, code: &str) -> Option<String> {
+    if reply.status != status {
+        return Some(format!(
+            "status {} (expected {status} {code}): {}",
+            reply.status,
+            reply.text()
+        ));
+    }
+    if !reply.content_type.starts_with("application/problem+json") {
+        return Some(format!(
+            "Content-Type {:?} (expected application/problem+json)",
+            reply.content_type
+        ));
+    }
+    if *method == Method::HEAD {
+        // HEAD answers carry no body to inspect.
+        return None;
+    }
+    let Some(v) = reply.json() else {
+        return Some(format!("body is not JSON: {:?}", reply.text()));
+    };
+    for field in ["type", "title", "detail", "code"] {
+        if !v[field].is_string() {
+            return Some(format!("problem body lacks string `{field}`: {v}"));
+        }
+    }
+    if v["status"].as_u64() != Some(u64::from(status)) {
+        return Some(format!("problem `status` is not {status}: {v}"));
+    }
+    if v["code"] != code {
+        return Some(format!("code {} (expected {code}): {v}", v["code"]));
+    }
+    None
+}
+
+/// Fills a path template with the fixture's ids.
+fn resolve(template: &str, fx: &Fixture) -> String {
+    let mut out = Vec::new();
+    let mut prev = "";
+    for seg in template.split('/') {
+        if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            let value = match (prev, name) {
+                ("bots", "bot") => &fx.bot,
+                ("users", _) => &fx.user,
+                ("sessions", _) => &fx.session,
+                ("conversations", _) => &fx.conv,
+                ("presets", _) => &fx.preset,
+                ("groups", _) => &fx.group,
+                ("tool-logs", _) => &fx.tool_log,
+                ("keys", _) => &fx.victim_key_id,
+                ("config", _) => &fx.setting,
+                ("kv", _) => &fx.kv_key,
+                _ => panic!(
+                    "no value for path parameter {seg} (after {prev:?}) in {template}: \
+                     seed such a resource in `seed` and add it to `resolve` in \
+                     crates/strata-cli/tests/isolation.rs"
+                ),
+            };
+            out.push(value.clone());
+        } else {
+            out.push(seg.to_owned());
+        }
+        prev = seg;
+    }
+    out.join("/")
+}
+
+/// A plausible body for an operation, and whether the test knows it well
+/// enough to expect success from the right key. Refused requests carry the
+/// same body, so that a missing check would really change data.
+fn body_for(method: &str, template: &str, fx: &Fixture) -> (Body, bool) {
+    let suffix = template.strip_prefix("/v1/bots/{bot}").unwrap_or(template);
+    let j = |v: Value| (Body::Json(v), true);
+    match (method, template, suffix) {
+        ("POST", "/v1/bots", _) => j(json!({ "id": "made-by-matrix", "name": "Made" })),
+        ("PATCH", _, "") => j(json!({ "name": "Renamed by matrix" })),
+        ("POST", _, "/keys") => j(json!({ "name": "matrix", "role": "admin" })),
+        ("POST", _, "/users") => j(json!({ "name": "matrix user" })),
+        ("PATCH", _, "/users/{user}") => j(json!({ "name": "patched by matrix" })),
+        ("POST", _, "/sessions") => j(json!({ "user_id": fx.user })),
+        ("POST", _, "/sessions/resolve") => j(json!({ "token": fx.session_token })),
+        ("PATCH", _, "/sessions/{id}") => j(json!({ "state": { "patched": true } })),
+        ("POST", _, "/groups") | ("PUT", _, "/groups/{id}") => {
+            j(json!({ "name": "matrix group", "settings": { "x": 1 } }))
+        }
+        ("POST", _, "/conversations") => j(json!({ "user_id": fx.user, "title": "matrix" })),
+        ("PATCH", _, "/conversations/{conv}") => j(json!({ "title": "patched by matrix" })),
+        ("POST", _, "/conversations/{conv}/messages") => {
+            j(json!({ "role": "user", "content": "injected by matrix" }))
+        }
+        ("POST", _, "/presets") | ("PUT", _, "/presets/{id}") => {
+            j(json!({ "name": "matrix preset", "model": "m", "params": { "t": 0.5 } }))
+        }
+        ("POST", _, "/tool-logs") => j(json!({
+            "conversation_id": fx.conv,
+            "tool": "matrix",
+            "input": { "q": 1 },
+            "status": "ok"
+        })),
+        ("PUT", _, "/config") => j(json!({ fx.setting.clone(): "replaced", "other": 2 })),
+        ("PUT", _, "/config/{name}") => j(json!("overwritten by matrix")),
+        ("PUT", _, "/kv/{key}") => (Body::Raw(b"overwritten by matrix".to_vec()), true),
+        ("POST", _, "/kv/batch") => j(json!({
+            "ops": [
+                { "op": "set", "key": fx.kv_key, "value_base64": "b3ZlcndyaXR0ZW4=" },
+                { "op": "set", "key": "made-by-matrix", "value_base64": "eA==" }
+            ],
+            "atomic": true
+        })),
+        ("POST" | "PUT" | "PATCH", _, _) => (Body::Json(json!({})), false),
+        _ => (Body::None, true),
+    }
+}
+
+/// Creates a user, session, conversation with a message, preset, group, tool
+/// log, config setting, kv key and a spare key in `bot` (as the global admin).
+async fn seed(s: &Server, bot: &str) -> Fixture {
+    let base = format!("/v1/bots/{bot}");
+    let user_name = format!("{bot} user");
+    let user = s
+        .post_ok(
+            &format!("{base}/users"),
+            ADMIN_KEY,
+            json!({ "name": user_name, "external_id": format!("ext-{bot}") }),
+        )
+        .await;
+    let user = user["id"].as_str().expect("user id").to_owned();
+    let session = s
+        .post_ok(
+            &format!("{base}/sessions"),
+            ADMIN_KEY,
+            json!({ "user_id": user, "state": { "step": 1 } }),
+        )
+        .await;
+    let conv = s
+        .post_ok(
+            &format!("{base}/conversations"),
+            ADMIN_KEY,
+            json!({ "user_id": user, "title": "seeded" }),
+        )
+        .await;
+    let conv = conv["id"].as_str().expect("conversation id").to_owned();
+    let message_content = format!("hello from {bot}");
+    s.post_ok(
+        &format!("{base}/conversations/{conv}/messages"),
+        ADMIN_KEY,
+        json!({ "role": "user", "content": message_content }),
+    )
+    .await;
+    let preset = s
+        .post_ok(
+            &format!("{base}/presets"),
+            ADMIN_KEY,
+            json!({ "name": "seeded preset", "system_prompt": "be brief" }),
+        )
+        .await;
+    let group = s
+        .post_ok(
+            &format!("{base}/groups"),
+            ADMIN_KEY,
+            json!({ "name": "seeded group" }),
+        )
+        .await;
+    let tool_log = s
+        .post_ok(
+            &format!("{base}/tool-logs"),
+            ADMIN_KEY,
+            json!({ "conversation_id": conv, "tool": "search", "input": { "q": "x" }, "status": "ok" }),
+        )
+        .await;
+    let setting = "greeting".to_owned();
+    let r = send(
+        s,
+        &Method::PUT,
+        &format!("{base}/config/{setting}"),
+        &Auth::Bearer(ADMIN_KEY.into()),
+        &Body::Json(json!("seeded setting")),
+    )
+    .await;
+    assert!(
+        (200..300).contains(&r.status),
+        "seed config: {} {}",
+        r.status,
+        r.text()
+    );
+    let kv_key = "seeded-key".to_owned();
+    let kv_value = format!("seeded value of {bot}");
+    let r = send(
+        s,
+        &Method::PUT,
+        &format!("{base}/kv/{kv_key}"),
+        &Auth::Bearer(ADMIN_KEY.into()),
+        &Body::Raw(kv_value.clone().into_bytes()),
+    )
+    .await;
+    assert!(
+        (200..300).contains(&r.status),
+        "seed kv: {} {}",
+        r.status,
+        r.text()
+    );
+    let victim = s
+        .post_ok(
+            &format!("{base}/keys"),
+            ADMIN_KEY,
+            json!({ "name": "victim", "role": "reader" }),
+        )
+        .await;
+    Fixture {
+        bot: bot.to_owned(),
+        user,
+        user_name,
+        session: session["id"].as_str().expect("session id").to_owned(),
+        session_token: session["token"].as_str().expect("session token").to_owned(),
+        conv,
+        message_content,
+        preset: preset["id"].as_str().expect("preset id").to_owned(),
+        group: group["id"].as_str().expect("group id").to_owned(),
+        tool_log: tool_log["id"].as_str().expect("tool log id").to_owned(),
+        setting,
+        kv_key,
+        kv_value,
+        victim_key_id: victim["id"].as_str().expect("key id").to_owned(),
+        victim_key: victim["key"].as_str().expect("key").to_owned(),
+    }
+}
+
+async fn create_bot(s: &Server, bot: &str) {
+    s.post_ok("/v1/bots", ADMIN_KEY, json!({ "id": bot, "name": bot }))
+        .await;
+}
+
+/// (key id, key) of a new key of `role` in `bot`.
+async fn new_key(s: &Server, bot: &str, role: &str) -> (String, String) {
+    let v = s
+        .post_ok(
+            &format!("/v1/bots/{bot}/keys"),
+            ADMIN_KEY,
+            json!({ "name": format!("{role} key"), "role": role }),
+        )
+        .await;
+    (
+        v["id"].as_str().expect("key id").to_owned(),
+        v["key"].as_str().expect("key").to_owned(),
+    )
+}
+
+/// Everything of `fx.bot` a client can read, as the global admin sees it.
+async fn snapshot(s: &Server, fx: &Fixture) -> Value {
+    let b = format!("/v1/bots/{}", fx.bot);
+    let kv = send(
+        s,
+        &Method::GET,
+        &format!("{b}/kv/{}", fx.kv_key),
+        &Auth::Bearer(ADMIN_KEY.into()),
+        &Body::None,
+    )
+    .await;
+    json!({
+        "bots": s.get_ok("/v1/bots", ADMIN_KEY).await,
+        "bot": s.get_ok(&b, ADMIN_KEY).await,
+        "keys": s.get_ok(&format!("{b}/keys"), ADMIN_KEY).await,
+        "audit": s.get_ok(&format!("{b}/audit"), ADMIN_KEY).await,
+        "users": s.get_ok(&format!("{b}/users"), ADMIN_KEY).await,
+        "user": s.get_ok(&format!("{b}/users/{}", fx.user), ADMIN_KEY).await,
+        "session": s.get_ok(&format!("{b}/sessions/{}", fx.session), ADMIN_KEY).await,
+        "conversations": s.get_ok(&format!("{b}/conversations"), ADMIN_KEY).await,
+        "conversation": s.get_ok(&format!("{b}/conversations/{}", fx.conv), ADMIN_KEY).await,
+        "messages": s.get_ok(&format!("{b}/conversations/{}/messages", fx.conv), ADMIN_KEY).await,
+        "presets": s.get_ok(&format!("{b}/presets"), ADMIN_KEY).await,
+        "groups": s.get_ok(&format!("{b}/groups"), ADMIN_KEY).await,
+        "tool_logs": s.get_ok(&format!("{b}/tool-logs"), ADMIN_KEY).await,
+        "config": s.get_ok(&format!("{b}/config"), ADMIN_KEY).await,
+        "kv_keys": s.get_ok(&format!("{b}/kv"), ADMIN_KEY).await,
+        "kv_stats": s.get_ok(&format!("{b}/kv-stats"), ADMIN_KEY).await,
+        "kv_value": { "status": kv.status, "value": kv.text() },
+    })
+}
+
+/// The top-level fields of two snapshots that differ, each shown both ways.
+fn snapshot_diff(before: &Value, after: &Value) -> Vec<String> {
+    let empty = serde_json::Map::new();
+    let b = before.as_object().unwrap_or(&empty);
+    let a = after.as_object().unwrap_or(&empty);
+    b.keys()
+        .chain(a.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| b.get(*k) != a.get(*k))
+        .map(|k| {
+            format!(
+                "{k}:\n  before: {}\n  after:  {}",
+                b.get(k).unwrap_or(&Value::Null),
+                a.get(k).unwrap_or(&Value::Null)
+            )
+        })
+        .collect()
+}
+
+/// Whether the document marks an operation as needing no key.
+fn documented_public(op: &Value) -> bool {
+    match op.get("security").and_then(Value::as_array) {
+        // `[]` and `[{}]` both say "no credentials needed".
+        Some(reqs) => reqs
+            .iter()
+            .all(|r| r.as_object().is_some_and(|o| o.is_empty())),
+        None => false,
+    }
+}
+
+fn role_rank(role: &str) -> u8 {
+    match role {
+        "reader" => 1,
+        "writer" => 2,
+        _ => 3,
+    }
+}
+
+fn needed_rank(access: Access) -> u8 {
+    match access {
+        Public => 0,
+        BotRead => 1,
+        BotWrite => 2,
+        BotAdmin => 3,
+        // No bot key is enough.
+        GlobalAdmin => 4,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_operation_refuses_the_wrong_callers_and_serves_the_right_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let s = Server::start(dir.path()).await;
+
+    // ---------------------------------------------------------------- 1. setup
+    create_bot(&s, "alpha").await;
+    create_bot(&s, "beta").await;
+    let (_, alpha_admin) = new_key(&s, "alpha", "admin").await;
+    let (_, alpha_writer) = new_key(&s, "alpha", "writer").await;
+    let (_, alpha_reader) = new_key(&s, "alpha", "reader").await;
+    let (revoked_id, revoked) = new_key(&s, "alpha", "admin").await;
+    let r = send(
+        &s,
+        &Method::DELETE,
+        &format!("/v1/bots/alpha/keys/{revoked_id}"),
+        &Auth::Bearer(ADMIN_KEY.into()),
+        &Body::None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "revoking a key: {}", r.text());
+    let (_, beta_admin) = new_key(&s, "beta", "admin").await;
+    let fx = seed(&s, "alpha").await;
+    let beta_fx = seed(&s, "beta").await;
+
+    // ---------------------------------------------------------------- 2. the document
+    let doc = s.get_ok("/v1/openapi.json", ADMIN_KEY).await;
+    let paths = doc["paths"]
+        .as_object()
+        .expect("paths in the OpenAPI document");
+    let mut documented = BTreeSet::new();
+    let mut failures = Vec::new();
+    for (path, item) in paths {
+        for m in HTTP_METHODS {
+            if let Some(op) = item.get(*m) {
+                let method = m.to_uppercase();
+                if let Some((_, _, access)) = MATRIX
+                    .iter()
+                    .find(|(mm, pp, _)| *mm == method.as_str() && *pp == path.as_str())
+                {
+                    let public = documented_public(op);
+                    if public != (*access == Public) {
+                        failures.push(format!(
+                            "{method} {path}: the matrix says {access:?} but the document's \
+                             `security` says {}",
+                            if public { "public" } else { "bearer auth" }
+                        ));
+                    }
+                }
+                documented.insert((method, path.clone()));
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- 3. the matrix covers it
+    let listed: BTreeSet<(String, String)> = MATRIX
+        .iter()
+        .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(
+        listed.len(),
+        MATRIX.len(),
+        "MATRIX lists an operation twice"
+    );
+    let missing: Vec<_> = documented.difference(&listed).collect();
+    assert!(
+        missing.is_empty(),
+        "these operations are in /v1/openapi.json but not in the isolation matrix: {missing:?}. \
+         Add a row with the operation's access class to MATRIX in \
+         crates/strata-cli/tests/isolation.rs"
+    );
+    let stale: Vec<_> = listed.difference(&documented).collect();
+    assert!(
+        stale.is_empty(),
+        "the isolation matrix lists operations that /v1/openapi.json lacks: {stale:?}. \
+         Fix or remove their rows in MATRIX in crates/strata-cli/tests/isolation.rs"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // Public operations answer without a key.
+    for (m, p, access) in MATRIX {
+        if *access != Public {
+            continue;
+        }
+        let method = Method::from_bytes(m.as_bytes()).expect("method");
+        let r = send(&s, &method, p, &Auth::None, &Body::None).await;
+        assert!(
+            (r.status != 401 && r.status != 403 && r.status < 500) || *p == "/ready",
+            "public {m} {p} -> {}: {}",
+            r.status,
+            r.text()
+        );
+    }
+
+    // ---------------------------------------------------------------- 4a. refusals
+    let before = snapshot(&s, &fx).await;
+    let beta_before = snapshot(&s, &beta_fx).await;
+
+    let garbage = [
+        Auth::Bearer(format!(
+            "sk_0123456789abcdef0123456789abcdef_{}",
+            "not-a-real-secret-at-all"
+        )),
+        // The victim key's id with a wrong secret.
+        Auth::Bearer(format!("sk_{}_wrong-secret", fx.victim_key_id)),
+        Auth::Bearer("sk_short_x".into()),
+        Auth::Bearer("just some random text".into()),
+        Auth::Bearer(format!("{ADMIN_KEY}x")),
+        Auth::Header(format!("Basic {ADMIN_KEY}")),
+        Auth::Header("Bearer".into()),
+        Auth::Header(format!("Bearer{ADMIN_KEY}")),
+    ];
+    let alpha_keys = [
+        ("reader", alpha_reader.clone()),
+        ("writer", alpha_writer.clone()),
+        ("admin", alpha_admin.clone()),
+    ];
+
+    let mut refused = 0usize;
+    for (m, template, access) in MATRIX {
+        if *access == Public {
+            continue;
+        }
+        let method = Method::from_bytes(m.as_bytes()).expect("method");
+        let path = resolve(template, &fx);
+        let (body, _) = body_for(m, template, &fx);
+        let mut cases: Vec<(String, Auth, u16, &str)> = vec![
+            ("no Authorization".into(), Auth::None, 401, "unauthorized"),
+            (
+                "the revoked key".into(),
+                Auth::Bearer(revoked.clone()),
+                401,
+                "unauthorized",
+            ),
+        ];
+        for g in &garbage {
+            cases.push((format!("garbage {g:?}"), g.clone(), 401, "unauthorized"));
+        }
+        if template.contains("{bot}") {
+            cases.push((
+                "beta's admin key".into(),
+                Auth::Bearer(beta_admin.clone()),
+                404,
+                "not_found",
+            ));
+        } else {
+            cases.push((
+                "beta's admin key".into(),
+                Auth::Bearer(beta_admin.clone()),
+                403,
+                "forbidden",
+            ));
+        }
+        for (role, key) in &alpha_keys {
+            if role_rank(role) < needed_rank(*access) {
+                cases.push((
+                    format!("alpha's {role} key"),
+                    Auth::Bearer(key.clone()),
+                    403,
+                    "forbidden",
+                ));
+            }
+        }
+        for (who, auth, status, code) in cases {
+            let r = send(&s, &method, &path, &auth, &body).await;
+            refused += 1;
+            if let Some(why) = check_problem(&method, &r, status, code) {
+                failures.push(format!("{m} {template} as {who}: {why}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {refused} refusals went wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+
+    // ---------------------------------------------------------------- 5. nothing changed
+    let after = snapshot(&s, &fx).await;
+    let changed = snapshot_diff(&before, &after);
+    assert!(
+        changed.is_empty(),
+        "refused requests changed alpha's data:\n{}",
+        changed.join("\n")
+    );
+    let changed = snapshot_diff(&beta_before, &snapshot(&s, &beta_fx).await);
+    assert!(
+        changed.is_empty(),
+        "requests with beta's key on alpha's paths changed beta's data:\n{}",
+        changed.join("\n")
+    );
+    let messages = &after["messages"]["messages"];
+    assert_eq!(
+        messages.as_array().map(Vec::len),
+        Some(1),
+        "alpha's messages: {messages}"
+    );
+    assert_eq!(messages[0]["content"], fx.message_content.as_str());
+    assert_eq!(after["user"]["name"], fx.user_name.as_str());
+    assert_eq!(after["kv_value"]["status"], 200);
+    assert_eq!(after["kv_value"]["value"], fx.kv_value.as_str());
+    assert_eq!(after["config"][&fx.setting], "seeded setting");
+    let bots: Vec<&str> = after["bots"]["bots"]
+        .as_array()
+        .expect("bots list")
+        .iter()
+        .filter_map(|b| b["id"].as_str())
+        .collect();
+    assert_eq!(bots, ["alpha", "beta"], "bots after the refusals");
+    // The key used for `/keys/{id}` was not revoked by any refused request.
+    let r = send(
+        &s,
+        &Method::GET,
+        "/v1/bots/alpha",
+        &Auth::Bearer(fx.victim_key.clone()),
+        &Body::None,
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        200,
+        "the victim key stopped working: {}",
+        r.text()
+    );
+
+    // ---------------------------------------------------------------- 4b. the right key
+    // Reads first, then writes, then deletes (each on a throwaway bot), so
+    // that no positive check breaks another.
+    let phase = |m: &str| match m {
+        "GET" | "HEAD" => 0,
+        "DELETE" => 2,
+        _ => 1,
+    };
+    let mut order: Vec<_> = MATRIX.iter().filter(|(_, _, a)| *a != Public).collect();
+    order.sort_by_key(|(m, _, _)| phase(m));
+    let mut throwaway = 0usize;
+    for (m, template, access) in order {
+        let method = Method::from_bytes(m.as_bytes()).expect("method");
+        let (target, key) = if *m == "DELETE" {
+            throwaway += 1;
+            let bot = format!("throwaway-{throwaway}");
+            create_bot(&s, &bot).await;
+            let t = seed(&s, &bot).await;
+            let key = match access {
+                GlobalAdmin => ADMIN_KEY.to_owned(),
+                BotRead => new_key(&s, &bot, "reader").await.1,
+                BotWrite => new_key(&s, &bot, "writer").await.1,
+                _ => new_key(&s, &bot, "admin").await.1,
+            };
+            (t, key)
+        } else {
+            let key = match access {
+                GlobalAdmin => ADMIN_KEY.to_owned(),
+                BotRead => alpha_reader.clone(),
+                BotWrite => alpha_writer.clone(),
+                _ => alpha_admin.clone(),
+            };
+            (fx.clone(), key)
+        };
+        let path = resolve(template, &target);
+        let (body, known) = body_for(m, template, &target);
+        let r = send(&s, &method, &path, &Auth::Bearer(key), &body).await;
+        let refused_it = r.status == 401 || r.status == 403;
+        if refused_it || (known && !(200..300).contains(&r.status)) {
+            failures.push(format!(
+                "{m} {template} with the needed role ({access:?}) -> {}: {}",
+                r.status,
+                r.text()
+            ));
+        }
+        if *m == "DELETE" && *template == "/v1/bots/{bot}" {
+            let gone = send(
+                &s,
+                &Method::GET,
+                &path,
+                &Auth::Bearer(ADMIN_KEY.into()),
+                &Body::None,
+            )
+            .await;
+            if gone.status != 404 {
+                failures.push(format!(
+                    "the bot {} answers {} after its DELETE",
+                    target.bot, gone.status
+                ));
+            }
+        }
+        // Reads of the bot's data also work with the global admin key.
+        if phase(m) == 0 && *access != GlobalAdmin {
+            let r = send(&s, &method, &path, &Auth::Bearer(ADMIN_KEY.into()), &body).await;
+            if !(200..300).contains(&r.status) {
+                failures.push(format!(
+                    "{m} {template} with the global admin key -> {}: {}",
+                    r.status,
+                    r.text()
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "callers with the needed role were refused:\n{}",
+        failures.join("\n")
+    );
+
+    // Writes with the right key did land (the checks above are not vacuous).
+    let messages = s
+        .get_ok(
+            &format!("/v1/bots/alpha/conversations/{}/messages", fx.conv),
+            &alpha_reader,
+        )
+        .await;
+    assert_eq!(
+        messages["messages"].as_array().map(Vec::len),
+        Some(2),
+        "alpha's writer appended one message: {messages}"
+    );
+    let bots = s.get_ok("/v1/bots", ADMIN_KEY).await;
+    let ids: Vec<&str> = bots["bots"]
+        .as_array()
+        .expect("bots list")
+        .iter()
+        .filter_map(|b| b["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&"made-by-matrix"),
+        "the global admin's POST /v1/bots: {ids:?}"
+    );
+}
