@@ -181,3 +181,21 @@ scope_extractor!(
     Role::Admin,
     "The `{bot}` of the path, for a bot admin key or the global admin key."
 );
+
+/// The caller, who must hold the global admin key (checked before the body).
+#[derive(Debug, Clone)]
+pub struct GlobalAdmin(pub Principal);
+
+impl FromRequestParts<AppState> for GlobalAdmin {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Caller(who) = Caller::from_request_parts(parts, state).await?;
+        who.require_admin()
+            .map_err(|e| ApiError(e).into_response())?;
+        Ok(GlobalAdmin(who))
+    }
+}

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::{cursor_out, deleted, Deleted, ListQuery};
 use crate::error::ApiResult;
-use crate::extract::{AdminScope, Caller, Json, Query, ReadScope};
+use crate::extract::{AdminScope, GlobalAdmin, Json, Query, ReadScope};
 use crate::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -63,7 +63,7 @@ pub(crate) struct AuditList {
     responses((status = 201, body = Bot)))]
 pub(crate) async fn create_bot(
     State(state): State<AppState>,
-    Caller(who): Caller,
+    GlobalAdmin(who): GlobalAdmin,
     Json(body): Json<CreateBot>,
 ) -> ApiResult<(StatusCode, Json<Bot>)> {
     let bot = state.strata.create_bot(&who, &body.id, &body.name).await?;
@@ -75,7 +75,7 @@ pub(crate) async fn create_bot(
     responses((status = 200, body = BotList)))]
 pub(crate) async fn list_bots(
     State(state): State<AppState>,
-    Caller(who): Caller,
+    GlobalAdmin(who): GlobalAdmin,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<BotList>> {
     let page = state.strata.list_bots(&who, &q.page()?).await?;
