@@ -2,7 +2,7 @@
 //!
 //! An [`Error`] has a [`ErrorKind`] (what the caller can do about it), a
 //! stable machine-readable `code` (what the HTTP API puts into problem+json),
-//! a human message, and whether retrying can help. Driver errors (`sqlx`,
+//! a human message, and whether retrying can help. Driver errors (`rusqlite`,
 //! `redis`, …) are mapped into it at each backend's boundary and never leak.
 
 use std::borrow::Cow;

@@ -9,8 +9,9 @@
 //!   with `expires_at IS NULL OR expires_at > now`, so an expired row is
 //!   invisible at once; [`purge_expired`](KvStore::purge_expired) deletes
 //!   such rows later through the partial index on `expires_at`.
-//! - Writes go through the database's single writer connection, reads
-//!   through its read-only pool (WAL: readers never block the writer).
+//! - Writes are closures run by the database's writer thread (one savepoint
+//!   each inside a group commit); reads run on its read-only connections (WAL:
+//!   readers never block the writer).
 //! - Keys are `TEXT` compared with SQLite's default `BINARY` collation
 //!   (`memcmp` of the UTF-8 bytes), which is the byte order the contract
 //!   asks for. A prefix is the half-open key range `[prefix, upper)`, never
@@ -20,17 +21,18 @@
 //!   SQLite transaction; `batch` applies its valid operations in one SQLite
 //!   transaction too (the outcome per operation is the same as applying
 //!   them one by one, with fewer commits).
-//! - Driver errors are mapped by [`map_sqlx_error`] and never leave this
+//! - Driver errors are mapped by [`map_sqlite_error`] and never leave this
 //!   module.
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use sqlx::SqliteConnection;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use strata_core::kv::{
     validate_key, validate_ttl, KvOp, KvOpOutcome, KvStats, KvStore, SetOptions,
 };
 use strata_core::{Page, PageRequest, Result, Timestamp};
-use strata_records::sqlite::{map_sqlx_error, SqliteDatabase};
+use strata_records::sqlite::{map_sqlite_error, SqliteDatabase};
 
 use crate::contract;
 
@@ -68,38 +70,30 @@ fn count(n: i64) -> u64 {
 }
 
 /// Upserts one row, replacing value and TTL.
-async fn upsert(
-    conn: &mut SqliteConnection,
+fn upsert(
+    c: &Connection,
     ns: &str,
     key: &str,
     value: &[u8],
     expires_at: Option<i64>,
 ) -> Result<()> {
-    sqlx::query(
+    c.prepare_cached(
         "INSERT INTO kv (ns, key, value, expires_at) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
     )
-    .bind(ns)
-    .bind(key)
-    .bind(value)
-    .bind(expires_at)
-    .execute(conn)
-    .await
-    .map_err(map_sqlx_error)?;
+    .and_then(|mut st| st.execute(params![ns, key, value, expires_at]))
+    .map_err(map_sqlite_error)?;
     Ok(())
 }
 
 /// Applies one already validated operation inside a writer transaction.
-async fn apply(conn: &mut SqliteConnection, ns: &str, op: &KvOp, now: i64) -> Result<()> {
+fn apply(c: &Connection, ns: &str, op: &KvOp, now: i64) -> Result<()> {
     match op {
-        KvOp::Set { key, value, ttl } => upsert(conn, ns, key, value, expires_at(now, *ttl)).await,
+        KvOp::Set { key, value, ttl } => upsert(c, ns, key, value, expires_at(now, *ttl)),
         KvOp::Delete { key } => {
-            sqlx::query("DELETE FROM kv WHERE ns = ?1 AND key = ?2")
-                .bind(ns)
-                .bind(key)
-                .execute(conn)
-                .await
-                .map_err(map_sqlx_error)?;
+            c.prepare_cached("DELETE FROM kv WHERE ns = ?1 AND key = ?2")
+                .and_then(|mut st| st.execute(params![ns, key]))
+                .map_err(map_sqlite_error)?;
             Ok(())
         }
     }
@@ -120,6 +114,19 @@ fn key_range_sql(exclusive_start: bool, bounded: bool) -> String {
     sql
 }
 
+/// Parameters `ns, start[, upper], extra…` for a range query.
+fn range_params(ns: &str, start: &str, upper: &Option<String>, extra: &[i64]) -> Vec<SqlValue> {
+    let mut p = vec![
+        SqlValue::Text(ns.to_owned()),
+        SqlValue::Text(start.to_owned()),
+    ];
+    if let Some(u) = upper {
+        p.push(SqlValue::Text(u.clone()));
+    }
+    p.extend(extra.iter().map(|n| SqlValue::Integer(*n)));
+    p
+}
+
 #[async_trait]
 impl KvStore for SqliteKv {
     fn backend(&self) -> &'static str {
@@ -128,15 +135,13 @@ impl KvStore for SqliteKv {
 
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Bytes>> {
         validate_key(key)?;
-        let value: Option<Vec<u8>> = sqlx::query_scalar(
-            "SELECT value FROM kv WHERE ns = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
-        )
-        .bind(ns)
-        .bind(key)
-        .bind(now_ms())
-        .fetch_optional(self.db.reader())
-        .await
-        .map_err(map_sqlx_error)?;
+        let value: Option<Vec<u8>> = self.db.read(|c| {
+            c.prepare_cached(
+                "SELECT value FROM kv WHERE ns = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+            )
+            .and_then(|mut st| st.query_row(params![ns, key, now_ms()], |r| r.get(0)).optional())
+            .map_err(map_sqlite_error)
+        })?;
         Ok(value.map(Bytes::from))
     }
 
@@ -145,38 +150,43 @@ impl KvStore for SqliteKv {
         if let Some(ttl) = opts.ttl {
             validate_ttl(ttl)?;
         }
-        let mut conn = self.db.writer().acquire().await.map_err(map_sqlx_error)?;
-        upsert(&mut conn, ns, key, &value, expires_at(now_ms(), opts.ttl)).await
+        let (ns, key) = (ns.to_owned(), key.to_owned());
+        self.db
+            .write(move |c| upsert(c, &ns, &key, &value, expires_at(now_ms(), opts.ttl)))
+            .await
     }
 
     async fn delete(&self, ns: &str, key: &str) -> Result<bool> {
         validate_key(key)?;
+        let (ns, key) = (ns.to_owned(), key.to_owned());
         // The row goes whether or not it had expired; only a live one counts.
-        let live: Option<i64> = sqlx::query_scalar(
-            "DELETE FROM kv WHERE ns = ?1 AND key = ?2 \
-             RETURNING (expires_at IS NULL OR expires_at > ?3)",
-        )
-        .bind(ns)
-        .bind(key)
-        .bind(now_ms())
-        .fetch_optional(self.db.writer())
-        .await
-        .map_err(map_sqlx_error)?;
+        let live: Option<i64> = self
+            .db
+            .write(move |c| {
+                c.prepare_cached(
+                    "DELETE FROM kv WHERE ns = ?1 AND key = ?2 \
+                     RETURNING (expires_at IS NULL OR expires_at > ?3)",
+                )
+                .and_then(|mut st| {
+                    st.query_row(params![ns, key, now_ms()], |r| r.get(0))
+                        .optional()
+                })
+                .map_err(map_sqlite_error)
+            })
+            .await?;
         Ok(live.is_some_and(|l| l != 0))
     }
 
     async fn exists(&self, ns: &str, key: &str) -> Result<bool> {
         validate_key(key)?;
-        let found: i64 = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM kv WHERE ns = ?1 AND key = ?2 \
-             AND (expires_at IS NULL OR expires_at > ?3))",
-        )
-        .bind(ns)
-        .bind(key)
-        .bind(now_ms())
-        .fetch_one(self.db.reader())
-        .await
-        .map_err(map_sqlx_error)?;
+        let found: i64 = self.db.read(|c| {
+            c.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM kv WHERE ns = ?1 AND key = ?2 \
+                 AND (expires_at IS NULL OR expires_at > ?3))",
+            )
+            .and_then(|mut st| st.query_row(params![ns, key, now_ms()], |r| r.get(0)))
+            .map_err(map_sqlite_error)
+        })?;
         Ok(found != 0)
     }
 
@@ -188,16 +198,15 @@ impl KvStore for SqliteKv {
             "SELECT key FROM kv WHERE ns = ?{} AND (expires_at IS NULL OR expires_at > ?) ORDER BY key LIMIT ?",
             key_range_sql(exclusive, upper.is_some())
         );
-        let mut query = sqlx::query_scalar::<_, String>(&sql).bind(ns).bind(start);
-        if let Some(upper) = &upper {
-            query = query.bind(upper);
-        }
-        let rows = query
-            .bind(now_ms())
-            .bind(i64::from(limit) + 1)
-            .fetch_all(self.db.reader())
-            .await
-            .map_err(map_sqlx_error)?;
+        let p = range_params(ns, start, &upper, &[now_ms(), i64::from(limit) + 1]);
+        let rows: Vec<String> = self.db.read(|c| {
+            let mut st = c.prepare_cached(&sql).map_err(map_sqlite_error)?;
+            let rows = st
+                .query_map(params_from_iter(p), |r| r.get(0))
+                .map_err(map_sqlite_error)?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(map_sqlite_error)
+        })?;
         Ok(Page::from_overfetch(rows, limit, |k| k.clone()))
     }
 
@@ -208,67 +217,67 @@ impl KvStore for SqliteKv {
             "DELETE FROM kv WHERE ns = ?{range} AND (expires_at IS NULL OR expires_at > ?)"
         );
         let delete_rest = format!("DELETE FROM kv WHERE ns = ?{range}");
-        let now = now_ms();
-
-        let mut tx = self.db.writer().begin().await.map_err(map_sqlx_error)?;
-        let mut live = sqlx::query(&delete_live).bind(ns).bind(prefix);
-        if let Some(upper) = &upper {
-            live = live.bind(upper);
-        }
-        let removed = live
-            .bind(now)
-            .execute(&mut *tx)
+        let live_params = range_params(ns, prefix, &upper, &[now_ms()]);
+        let rest_params = range_params(ns, prefix, &upper, &[]);
+        self.db
+            .write(move |c| {
+                let removed = c
+                    .prepare_cached(&delete_live)
+                    .and_then(|mut st| st.execute(params_from_iter(live_params)))
+                    .map_err(map_sqlite_error)?;
+                // Expired rows of the range go too; they were already invisible.
+                c.prepare_cached(&delete_rest)
+                    .and_then(|mut st| st.execute(params_from_iter(rest_params)))
+                    .map_err(map_sqlite_error)?;
+                Ok(removed as u64)
+            })
             .await
-            .map_err(map_sqlx_error)?
-            .rows_affected();
-        // Expired rows of the range go too; they were already invisible.
-        let mut rest = sqlx::query(&delete_rest).bind(ns).bind(prefix);
-        if let Some(upper) = &upper {
-            rest = rest.bind(upper);
-        }
-        rest.execute(&mut *tx).await.map_err(map_sqlx_error)?;
-        tx.commit().await.map_err(map_sqlx_error)?;
-        Ok(removed)
     }
 
     async fn batch(&self, ns: &str, ops: Vec<KvOp>) -> Result<Vec<KvOpOutcome>> {
-        let now = now_ms();
-        let mut tx = self.db.writer().begin().await.map_err(map_sqlx_error)?;
-        let mut outcomes = Vec::with_capacity(ops.len());
-        for op in ops {
-            let outcome = match op.validate() {
-                Ok(()) => {
-                    apply(&mut tx, ns, &op, now).await?;
-                    contract::applied(op.key().to_owned())
+        let ns = ns.to_owned();
+        self.db
+            .write(move |c| {
+                let now = now_ms();
+                let mut outcomes = Vec::with_capacity(ops.len());
+                for op in ops {
+                    let outcome = match op.validate() {
+                        Ok(()) => {
+                            apply(c, &ns, &op, now)?;
+                            contract::applied(op.key().to_owned())
+                        }
+                        Err(e) => contract::rejected(op.key().to_owned(), &e),
+                    };
+                    outcomes.push(outcome);
                 }
-                Err(e) => contract::rejected(op.key().to_owned(), &e),
-            };
-            outcomes.push(outcome);
-        }
-        tx.commit().await.map_err(map_sqlx_error)?;
-        Ok(outcomes)
+                Ok(outcomes)
+            })
+            .await
     }
 
     async fn transaction(&self, ns: &str, ops: Vec<KvOp>) -> Result<()> {
         contract::validate_transaction(&ops)?;
-        let now = now_ms();
-        let mut tx = self.db.writer().begin().await.map_err(map_sqlx_error)?;
-        for op in &ops {
-            apply(&mut tx, ns, op, now).await?;
-        }
-        tx.commit().await.map_err(map_sqlx_error)
+        let ns = ns.to_owned();
+        self.db
+            .write(move |c| {
+                let now = now_ms();
+                for op in &ops {
+                    apply(c, &ns, op, now)?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn stats(&self, ns: &str) -> Result<KvStats> {
-        let (keys, value_bytes): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(length(value)), 0) FROM kv \
-             WHERE ns = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-        )
-        .bind(ns)
-        .bind(now_ms())
-        .fetch_one(self.db.reader())
-        .await
-        .map_err(map_sqlx_error)?;
+        let (keys, value_bytes): (i64, i64) = self.db.read(|c| {
+            c.prepare_cached(
+                "SELECT COUNT(*), COALESCE(SUM(length(value)), 0) FROM kv \
+                 WHERE ns = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+            )
+            .and_then(|mut st| st.query_row(params![ns, now_ms()], |r| Ok((r.get(0)?, r.get(1)?))))
+            .map_err(map_sqlite_error)
+        })?;
         Ok(KvStats {
             keys: count(keys),
             value_bytes: count(value_bytes),
@@ -277,11 +286,13 @@ impl KvStore for SqliteKv {
 
     async fn purge_expired(&self) -> Result<u64> {
         // `expires_at IS NOT NULL` lets SQLite use the partial index.
-        let done = sqlx::query("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?1")
-            .bind(now_ms())
-            .execute(self.db.writer())
+        self.db
+            .write(|c| {
+                c.prepare_cached("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?1")
+                    .and_then(|mut st| st.execute([now_ms()]))
+                    .map(|n| n as u64)
+                    .map_err(map_sqlite_error)
+            })
             .await
-            .map_err(map_sqlx_error)?;
-        Ok(done.rows_affected())
     }
 }

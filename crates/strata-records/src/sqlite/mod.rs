@@ -3,5 +3,5 @@
 mod db;
 mod records;
 
-pub use db::{map_sqlx_error, Durability, SqliteDatabase, SqliteOptions};
+pub use db::{map_sqlite_error, Durability, SqliteDatabase, SqliteOptions};
 pub use records::SqliteRecords;

@@ -1,13 +1,13 @@
 //! [`RecordStore`] on SQLite.
 //!
-//! Every write runs on the database's single writer connection; a
-//! read-modify-write transaction starts with a write statement so it holds
-//! the write lock from its first step. Reads use the read-only pool.
+//! Writes are closures run by the database's writer thread (group commit,
+//! one savepoint each); reads run on a pooled read-only connection. Every
+//! statement is prepared once per connection and cached.
 
 use async_trait::async_trait;
+use rusqlite::types::Type;
+use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 use serde_json::Value;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
 use std::collections::BTreeMap;
 
 use strata_core::page::{Page, PageRequest};
@@ -15,7 +15,7 @@ use strata_core::records::*;
 use strata_core::types::*;
 use strata_core::{Error, ErrorKind, Result, Timestamp};
 
-use super::db::{map_sqlx_error as db_err, SqliteDatabase};
+use super::db::{map_sqlite_error as db_err, SqliteDatabase};
 
 /// The records layer on SQLite.
 #[derive(Debug, Clone)]
@@ -33,52 +33,41 @@ impl SqliteRecords {
     pub fn database(&self) -> &SqliteDatabase {
         &self.db
     }
-
-    async fn begin(&self) -> Result<Transaction<'static, Sqlite>> {
-        self.db.writer().begin().await.map_err(db_err)
-    }
 }
 
 // ---------------------------------------------------------------- helpers
 
-fn ts(row: &SqliteRow, col: &str) -> Result<Timestamp> {
-    Ok(Timestamp::from_millis(
-        row.try_get::<i64, _>(col).map_err(db_err)?,
-    ))
+type RowResult<T> = rusqlite::Result<T>;
+
+fn conversion(idx: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e))
 }
 
-fn opt_ts(row: &SqliteRow, col: &str) -> Result<Option<Timestamp>> {
-    Ok(row
-        .try_get::<Option<i64>, _>(col)
-        .map_err(db_err)?
-        .map(Timestamp::from_millis))
+fn ts(r: &Row, col: &str) -> RowResult<Timestamp> {
+    Ok(Timestamp::from_millis(r.get::<_, i64>(col)?))
 }
 
-fn text(row: &SqliteRow, col: &str) -> Result<String> {
-    row.try_get::<String, _>(col).map_err(db_err)
+fn opt_ts(r: &Row, col: &str) -> RowResult<Option<Timestamp>> {
+    Ok(r.get::<_, Option<i64>>(col)?.map(Timestamp::from_millis))
 }
 
-fn opt_text(row: &SqliteRow, col: &str) -> Result<Option<String>> {
-    row.try_get::<Option<String>, _>(col).map_err(db_err)
+fn json(r: &Row, col: &str) -> RowResult<Value> {
+    let s: String = r.get(col)?;
+    serde_json::from_str(&s).map_err(|e| conversion(0, e))
 }
 
-fn json(row: &SqliteRow, col: &str) -> Result<Value> {
-    let s = text(row, col)?;
-    serde_json::from_str(&s)
-        .map_err(|e| Error::internal(format!("stored JSON in {col} is corrupt")).with_source(e))
-}
-
-fn opt_json(row: &SqliteRow, col: &str) -> Result<Option<Value>> {
-    match opt_text(row, col)? {
+fn opt_json(r: &Row, col: &str) -> RowResult<Option<Value>> {
+    match r.get::<_, Option<String>>(col)? {
         None => Ok(None),
-        Some(s) => serde_json::from_str(&s).map(Some).map_err(|e| {
-            Error::internal(format!("stored JSON in {col} is corrupt")).with_source(e)
-        }),
+        Some(s) => serde_json::from_str(&s)
+            .map(Some)
+            .map_err(|e| conversion(0, e)),
     }
 }
 
-fn bot_id(row: &SqliteRow) -> Result<BotId> {
-    BotId::parse(&text(row, "bot_id")?)
+fn bot_id_col(r: &Row, col: &str) -> RowResult<BotId> {
+    let s: String = r.get(col)?;
+    BotId::parse(&s).map_err(|e| conversion(0, e))
 }
 
 fn to_json(v: &Value) -> String {
@@ -93,160 +82,249 @@ fn not_found(what: &str, id: &str) -> Error {
     Error::not_found(format!("{what} {id:?}"))
 }
 
-/// Maps `AlreadyExists` from a unique violation to a message naming the thing.
-fn exists_as(what: &str, id: &str) -> impl FnOnce(sqlx::Error) -> Error {
-    let msg = format!("{what} {id:?}");
-    move |e| {
-        let err = db_err(e);
-        if err.kind() == ErrorKind::AlreadyExists {
-            Error::already_exists(msg)
-        } else {
-            err
-        }
+/// Re-labels `NotFound`/`AlreadyExists` from constraint violations.
+fn relabel(e: Error, on_fk: impl FnOnce() -> Error, on_unique: impl FnOnce() -> Error) -> Error {
+    match e.kind() {
+        ErrorKind::NotFound => on_fk(),
+        ErrorKind::AlreadyExists => on_unique(),
+        _ => e,
     }
 }
 
-fn cursor_key(page: &PageRequest) -> &str {
-    page.cursor.as_ref().map(|c| c.key()).unwrap_or("")
+fn one<T>(
+    c: &Connection,
+    sql: &str,
+    p: impl Params,
+    map: impl FnOnce(&Row) -> RowResult<T>,
+) -> Result<Option<T>> {
+    let mut st = c.prepare_cached(sql).map_err(db_err)?;
+    st.query_row(p, map).optional().map_err(db_err)
+}
+
+fn all<T>(
+    c: &Connection,
+    sql: &str,
+    p: impl Params,
+    map: impl FnMut(&Row) -> RowResult<T>,
+) -> Result<Vec<T>> {
+    let mut st = c.prepare_cached(sql).map_err(db_err)?;
+    let rows = st.query_map(p, map).map_err(db_err)?;
+    rows.collect::<rusqlite::Result<Vec<T>>>().map_err(db_err)
+}
+
+fn exec(c: &Connection, sql: &str, p: impl Params) -> Result<usize> {
+    let mut st = c.prepare_cached(sql).map_err(db_err)?;
+    st.execute(p).map_err(db_err)
+}
+
+fn cursor_key(page: &PageRequest) -> String {
+    page.cursor
+        .as_ref()
+        .map(|c| c.key().to_owned())
+        .unwrap_or_default()
 }
 
 fn fetch_limit(page: &PageRequest) -> i64 {
     i64::from(page.limit) + 1
 }
 
-fn rows_to_page<T>(
-    rows: Vec<SqliteRow>,
-    page: &PageRequest,
-    f: impl Fn(&SqliteRow) -> Result<T>,
-    key: impl Fn(&T) -> String,
-) -> Result<Page<T>> {
-    let items = rows.iter().map(f).collect::<Result<Vec<_>>>()?;
-    Ok(Page::from_overfetch(items, page.limit, key))
+fn now_ms() -> i64 {
+    Timestamp::now().as_millis()
 }
 
 // ---------------------------------------------------------------- row mappers
 
-fn bot_row(r: &SqliteRow) -> Result<Bot> {
+fn bot_row(r: &Row) -> RowResult<Bot> {
     Ok(Bot {
-        id: BotId::parse(&text(r, "id")?)?,
-        name: text(r, "name")?,
+        id: bot_id_col(r, "id")?,
+        name: r.get("name")?,
         created_at: ts(r, "created_at")?,
         updated_at: ts(r, "updated_at")?,
     })
 }
 
-fn key_row(r: &SqliteRow) -> Result<ApiKey> {
+fn key_row(r: &Row) -> RowResult<ApiKey> {
+    let role: String = r.get("role")?;
     Ok(ApiKey {
-        id: text(r, "id")?,
-        bot_id: bot_id(r)?,
-        name: text(r, "name")?,
-        role: Role::parse(&text(r, "role")?)?,
+        id: r.get("id")?,
+        bot_id: bot_id_col(r, "bot_id")?,
+        name: r.get("name")?,
+        role: Role::parse(&role).map_err(|e| conversion(0, e))?,
         created_at: ts(r, "created_at")?,
         revoked_at: opt_ts(r, "revoked_at")?,
     })
 }
 
-fn user_row(r: &SqliteRow) -> Result<User> {
+fn user_row(r: &Row) -> RowResult<User> {
     Ok(User {
-        id: text(r, "id")?,
-        bot_id: bot_id(r)?,
-        external_id: opt_text(r, "external_id")?,
-        name: opt_text(r, "name")?,
+        id: r.get("id")?,
+        bot_id: bot_id_col(r, "bot_id")?,
+        external_id: r.get("external_id")?,
+        name: r.get("name")?,
         settings: json(r, "settings")?,
         created_at: ts(r, "created_at")?,
         updated_at: ts(r, "updated_at")?,
     })
 }
 
-fn session_row(r: &SqliteRow) -> Result<Session> {
+fn session_row(r: &Row) -> RowResult<Session> {
     Ok(Session {
-        id: text(r, "id")?,
-        bot_id: bot_id(r)?,
-        user_id: text(r, "user_id")?,
+        id: r.get("id")?,
+        bot_id: bot_id_col(r, "bot_id")?,
+        user_id: r.get("user_id")?,
         state: json(r, "state")?,
-        ttl_seconds: r.try_get("ttl_seconds").map_err(db_err)?,
+        ttl_seconds: r.get("ttl_seconds")?,
         created_at: ts(r, "created_at")?,
         last_seen_at: ts(r, "last_seen_at")?,
         expires_at: ts(r, "expires_at")?,
     })
 }
 
-fn conversation_row(r: &SqliteRow) -> Result<Conversation> {
+fn conversation_row(r: &Row) -> RowResult<Conversation> {
     Ok(Conversation {
-        id: text(r, "id")?,
-        bot_id: bot_id(r)?,
-        user_id: text(r, "user_id")?,
-        title: opt_text(r, "title")?,
+        id: r.get("id")?,
+        bot_id: bot_id_col(r, "bot_id")?,
+        user_id: r.get("user_id")?,
+        title: r.get("title")?,
         metadata: json(r, "metadata")?,
-        last_seq: r.try_get("last_seq").map_err(db_err)?,
+        last_seq: r.get("last_seq")?,
         created_at: ts(r, "created_at")?,
         updated_at: ts(r, "updated_at")?,
     })
 }
 
-fn message_row(r: &SqliteRow) -> Result<Message> {
+const MESSAGE_COLS: &str =
+    "id, conversation_id, seq, role, content, metadata, idempotency_key, created_at";
+
+/// Maps a row selected with [`MESSAGE_COLS`], by position.
+fn message_row(r: &Row) -> RowResult<Message> {
+    let role: String = r.get(3)?;
+    let metadata: String = r.get(5)?;
     Ok(Message {
-        id: text(r, "id")?,
-        conversation_id: text(r, "conversation_id")?,
-        seq: r.try_get("seq").map_err(db_err)?,
-        role: MessageRole::parse(&text(r, "role")?)?,
-        content: text(r, "content")?,
-        metadata: json(r, "metadata")?,
-        idempotency_key: opt_text(r, "idempotency_key")?,
-        created_at: ts(r, "created_at")?,
+        id: r.get(0)?,
+        conversation_id: r.get(1)?,
+        seq: r.get(2)?,
+        role: MessageRole::parse(&role).map_err(|e| conversion(3, e))?,
+        content: r.get(4)?,
+        metadata: if metadata == "{}" {
+            empty_object()
+        } else {
+            serde_json::from_str(&metadata).map_err(|e| conversion(5, e))?
+        },
+        idempotency_key: r.get(6)?,
+        created_at: Timestamp::from_millis(r.get(7)?),
     })
 }
 
-fn preset_row(r: &SqliteRow) -> Result<Preset> {
+fn preset_row(r: &Row) -> RowResult<Preset> {
     Ok(Preset {
-        id: text(r, "id")?,
-        bot_id: bot_id(r)?,
-        name: text(r, "name")?,
-        system_prompt: opt_text(r, "system_prompt")?,
-        model: opt_text(r, "model")?,
+        id: r.get("id")?,
+        bot_id: bot_id_col(r, "bot_id")?,
+        name: r.get("name")?,
+        system_prompt: r.get("system_prompt")?,
+        model: r.get("model")?,
         params: json(r, "params")?,
         created_at: ts(r, "created_at")?,
         updated_at: ts(r, "updated_at")?,
     })
 }
 
-fn group_row(r: &SqliteRow) -> Result<Group> {
+fn group_row(r: &Row) -> RowResult<Group> {
     Ok(Group {
-        id: text(r, "id")?,
-        bot_id: bot_id(r)?,
-        name: text(r, "name")?,
+        id: r.get("id")?,
+        bot_id: bot_id_col(r, "bot_id")?,
+        name: r.get("name")?,
         settings: json(r, "settings")?,
         created_at: ts(r, "created_at")?,
         updated_at: ts(r, "updated_at")?,
     })
 }
 
-fn tool_log_row(r: &SqliteRow) -> Result<ToolLog> {
+fn tool_log_row(r: &Row) -> RowResult<ToolLog> {
     Ok(ToolLog {
-        id: text(r, "id")?,
-        bot_id: bot_id(r)?,
-        conversation_id: opt_text(r, "conversation_id")?,
-        tool: text(r, "tool")?,
+        id: r.get("id")?,
+        bot_id: bot_id_col(r, "bot_id")?,
+        conversation_id: r.get("conversation_id")?,
+        tool: r.get("tool")?,
         input: json(r, "input")?,
         output: opt_json(r, "output")?,
-        status: text(r, "status")?,
-        duration_ms: r.try_get("duration_ms").map_err(db_err)?,
+        status: r.get("status")?,
+        duration_ms: r.get("duration_ms")?,
         created_at: ts(r, "created_at")?,
     })
 }
 
-fn audit_row(r: &SqliteRow) -> Result<AuditEvent> {
+fn audit_row(r: &Row) -> RowResult<AuditEvent> {
+    let bot: Option<String> = r.get("bot_id")?;
     Ok(AuditEvent {
-        id: text(r, "id")?,
-        bot_id: opt_text(r, "bot_id")?
+        id: r.get("id")?,
+        bot_id: bot
             .map(|b| BotId::parse(&b))
-            .transpose()?,
-        actor: text(r, "actor")?,
-        action: text(r, "action")?,
-        target: text(r, "target")?,
+            .transpose()
+            .map_err(|e| conversion(0, e))?,
+        actor: r.get("actor")?,
+        action: r.get("action")?,
+        target: r.get("target")?,
         details: json(r, "details")?,
         created_at: ts(r, "created_at")?,
     })
+}
+
+/// Lists rows of a bot-scoped table by id after the cursor.
+fn list_by_id<T>(
+    db: &SqliteDatabase,
+    table: &str,
+    bot: &BotId,
+    page: &PageRequest,
+    map: fn(&Row) -> RowResult<T>,
+    key: impl Fn(&T) -> String,
+) -> Result<Page<T>> {
+    let sql = format!("SELECT * FROM {table} WHERE bot_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3");
+    let rows = db.read(|c| {
+        all(
+            c,
+            &sql,
+            params![bot.as_str(), cursor_key(page), fetch_limit(page)],
+            map,
+        )
+    })?;
+    Ok(Page::from_overfetch(rows, page.limit, key))
+}
+
+fn get_by_id<T>(
+    db: &SqliteDatabase,
+    table: &str,
+    what: &str,
+    bot: &BotId,
+    id: &str,
+    map: fn(&Row) -> RowResult<T>,
+) -> Result<T> {
+    let sql = format!("SELECT * FROM {table} WHERE bot_id = ?1 AND id = ?2");
+    db.read(|c| one(c, &sql, params![bot.as_str(), id], map))?
+        .ok_or_else(|| not_found(what, id))
+}
+
+async fn delete_by_id(
+    db: &SqliteDatabase,
+    table: &'static str,
+    what: &'static str,
+    bot: &BotId,
+    id: &str,
+) -> Result<()> {
+    let (bot, id) = (bot.to_string(), id.to_owned());
+    db.write(move |c| {
+        let n = exec(
+            c,
+            &format!("DELETE FROM {table} WHERE bot_id = ?1 AND id = ?2"),
+            params![bot, id],
+        )?;
+        if n == 0 {
+            Err(not_found(what, &id))
+        } else {
+            Ok(())
+        }
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- bots
@@ -254,71 +332,80 @@ fn audit_row(r: &SqliteRow) -> Result<AuditEvent> {
 #[async_trait]
 impl BotStore for SqliteRecords {
     async fn create_bot(&self, id: &BotId, name: &str) -> Result<Bot> {
-        let now = Timestamp::now().as_millis();
-        let row = sqlx::query(
-            "INSERT INTO bots (id, name, created_at, updated_at) VALUES (?, ?, ?, ?) RETURNING *",
-        )
-        .bind(id.as_str())
-        .bind(name)
-        .bind(now)
-        .bind(now)
-        .fetch_one(self.db.writer())
-        .await
-        .map_err(exists_as("bot", id.as_str()))?;
-        bot_row(&row)
+        let (id, name) = (id.clone(), name.to_owned());
+        self.db
+            .write(move |c| {
+                let now = now_ms();
+                one(
+                    c,
+                    "INSERT INTO bots (id, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3) RETURNING *",
+                    params![id.as_str(), name, now],
+                    bot_row,
+                )
+                .map_err(|e| relabel(e, || not_found("bot", id.as_str()), || Error::already_exists(format!("bot {:?}", id.as_str()))))?
+                .ok_or_else(|| Error::internal("insert returned no row"))
+            })
+            .await
     }
 
     async fn get_bot(&self, id: &BotId) -> Result<Bot> {
-        let row = sqlx::query("SELECT * FROM bots WHERE id = ?")
-            .bind(id.as_str())
-            .fetch_optional(self.db.reader())
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| not_found("bot", id.as_str()))?;
-        bot_row(&row)
+        self.db
+            .read(|c| {
+                one(
+                    c,
+                    "SELECT * FROM bots WHERE id = ?1",
+                    [id.as_str()],
+                    bot_row,
+                )
+            })?
+            .ok_or_else(|| not_found("bot", id.as_str()))
     }
 
     async fn list_bots(&self, page: &PageRequest) -> Result<Page<Bot>> {
-        let rows = sqlx::query("SELECT * FROM bots WHERE id > ? ORDER BY id LIMIT ?")
-            .bind(cursor_key(page))
-            .bind(fetch_limit(page))
-            .fetch_all(self.db.reader())
-            .await
-            .map_err(db_err)?;
-        rows_to_page(rows, page, bot_row, |b| b.id.to_string())
+        let rows = self.db.read(|c| {
+            all(
+                c,
+                "SELECT * FROM bots WHERE id > ?1 ORDER BY id LIMIT ?2",
+                params![cursor_key(page), fetch_limit(page)],
+                bot_row,
+            )
+        })?;
+        Ok(Page::from_overfetch(rows, page.limit, |b| b.id.to_string()))
     }
 
     async fn update_bot(&self, id: &BotId, name: &str) -> Result<Bot> {
-        let row = sqlx::query("UPDATE bots SET name = ?, updated_at = ? WHERE id = ? RETURNING *")
-            .bind(name)
-            .bind(Timestamp::now().as_millis())
-            .bind(id.as_str())
-            .fetch_optional(self.db.writer())
+        let (id, name) = (id.clone(), name.to_owned());
+        self.db
+            .write(move |c| {
+                one(
+                    c,
+                    "UPDATE bots SET name = ?1, updated_at = ?2 WHERE id = ?3 RETURNING *",
+                    params![name, now_ms(), id.as_str()],
+                    bot_row,
+                )?
+                .ok_or_else(|| not_found("bot", id.as_str()))
+            })
             .await
-            .map_err(db_err)?
-            .ok_or_else(|| not_found("bot", id.as_str()))?;
-        bot_row(&row)
     }
 
     async fn delete_bot(&self, id: &BotId) -> Result<()> {
-        let mut tx = self.begin().await?;
-        // Children without a direct foreign key to bots go first.
-        for table in ["messages", "conversations", "sessions", "users"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE bot_id = ?"))
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        let done = sqlx::query("DELETE FROM bots WHERE id = ?")
-            .bind(id.as_str())
-            .execute(&mut *tx)
+        let id = id.clone();
+        self.db
+            .write(move |c| {
+                // Children keyed by (bot_id, …) go first; the rest cascade.
+                for table in ["messages", "conversations", "sessions", "users"] {
+                    exec(
+                        c,
+                        &format!("DELETE FROM {table} WHERE bot_id = ?1"),
+                        [id.as_str()],
+                    )?;
+                }
+                if exec(c, "DELETE FROM bots WHERE id = ?1", [id.as_str()])? == 0 {
+                    return Err(not_found("bot", id.as_str()));
+                }
+                Ok(())
+            })
             .await
-            .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(not_found("bot", id.as_str()));
-        }
-        tx.commit().await.map_err(db_err)
     }
 }
 
@@ -327,65 +414,48 @@ impl BotStore for SqliteRecords {
 #[async_trait]
 impl KeyStore for SqliteRecords {
     async fn create_key(&self, key: &ApiKey, secret_hash: &str) -> Result<()> {
-        sqlx::query("INSERT INTO api_keys (id, bot_id, name, role, secret_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, NULL)")
-            .bind(&key.id)
-            .bind(key.bot_id.as_str())
-            .bind(&key.name)
-            .bind(key.role.as_str())
-            .bind(secret_hash)
-            .bind(key.created_at.as_millis())
-            .execute(self.db.writer())
+        let (key, hash) = (key.clone(), secret_hash.to_owned());
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "INSERT INTO api_keys (id, bot_id, name, role, secret_hash, created_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+                    params![key.id, key.bot_id.as_str(), key.name, key.role.as_str(), hash, key.created_at.as_millis()],
+                )
+                .map_err(|e| relabel(e, || not_found("bot", key.bot_id.as_str()), || Error::already_exists(format!("key {:?}", key.id))))?;
+                Ok(())
+            })
             .await
-            .map_err(|e| {
-                let err = db_err(e);
-                if err.kind() == ErrorKind::NotFound {
-                    not_found("bot", key.bot_id.as_str())
-                } else {
-                    err
-                }
-            })?;
-        Ok(())
     }
 
     async fn find_key(&self, key_id: &str) -> Result<Option<StoredKey>> {
-        let row = sqlx::query("SELECT * FROM api_keys WHERE id = ?")
-            .bind(key_id)
-            .fetch_optional(self.db.reader())
-            .await
-            .map_err(db_err)?;
-        row.map(|r| {
-            Ok(StoredKey {
-                key: key_row(&r)?,
-                secret_hash: text(&r, "secret_hash")?,
+        self.db.read(|c| {
+            one(c, "SELECT * FROM api_keys WHERE id = ?1", [key_id], |r| {
+                Ok(StoredKey {
+                    key: key_row(r)?,
+                    secret_hash: r.get("secret_hash")?,
+                })
             })
         })
-        .transpose()
     }
 
     async fn list_keys(&self, bot: &BotId, page: &PageRequest) -> Result<Page<ApiKey>> {
-        let rows =
-            sqlx::query("SELECT * FROM api_keys WHERE bot_id = ? AND id > ? ORDER BY id LIMIT ?")
-                .bind(bot.as_str())
-                .bind(cursor_key(page))
-                .bind(fetch_limit(page))
-                .fetch_all(self.db.reader())
-                .await
-                .map_err(db_err)?;
-        rows_to_page(rows, page, key_row, |k| k.id.clone())
+        list_by_id(&self.db, "api_keys", bot, page, key_row, |k| k.id.clone())
     }
 
     async fn revoke_key(&self, bot: &BotId, key_id: &str) -> Result<ApiKey> {
-        let row = sqlx::query(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE bot_id = ? AND id = ? RETURNING *",
-        )
-        .bind(Timestamp::now().as_millis())
-        .bind(bot.as_str())
-        .bind(key_id)
-        .fetch_optional(self.db.writer())
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| not_found("key", key_id))?;
-        key_row(&row)
+        let (bot, key_id) = (bot.clone(), key_id.to_owned());
+        self.db
+            .write(move |c| {
+                one(
+                    c,
+                    "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?1) WHERE bot_id = ?2 AND id = ?3 RETURNING *",
+                    params![now_ms(), bot.as_str(), key_id],
+                    key_row,
+                )?
+                .ok_or_else(|| not_found("key", &key_id))
+            })
+            .await
     }
 }
 
@@ -394,127 +464,96 @@ impl KeyStore for SqliteRecords {
 #[async_trait]
 impl UserStore for SqliteRecords {
     async fn create_user(&self, bot: &BotId, user: &NewUser) -> Result<User> {
-        let id = user.id.clone().unwrap_or_else(new_id);
-        let now = Timestamp::now().as_millis();
-        let settings = user.settings.clone().unwrap_or_else(empty_object);
-        let row = sqlx::query(
-            "INSERT INTO users (bot_id, id, external_id, name, settings, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
-        )
-        .bind(bot.as_str())
-        .bind(&id)
-        .bind(&user.external_id)
-        .bind(&user.name)
-        .bind(to_json(&settings))
-        .bind(now)
-        .bind(now)
-        .fetch_one(self.db.writer())
-        .await
-        .map_err(exists_as("user (id or external_id)", &id))?;
-        user_row(&row)
+        let (bot, user) = (bot.clone(), user.clone());
+        self.db
+            .write(move |c| {
+                let id = user.id.clone().unwrap_or_else(new_id);
+                let settings = user.settings.clone().unwrap_or_else(empty_object);
+                one(
+                    c,
+                    "INSERT INTO users (bot_id, id, external_id, name, settings, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING *",
+                    params![bot.as_str(), id, user.external_id, user.name, to_json(&settings), now_ms()],
+                    user_row,
+                )
+                .map_err(|e| relabel(e, || not_found("bot", bot.as_str()), || Error::already_exists(format!("user (id {id:?} or its external_id)"))))?
+                .ok_or_else(|| Error::internal("insert returned no row"))
+            })
+            .await
     }
 
     async fn get_user(&self, bot: &BotId, id: &str) -> Result<User> {
-        let row = sqlx::query("SELECT * FROM users WHERE bot_id = ? AND id = ?")
-            .bind(bot.as_str())
-            .bind(id)
-            .fetch_optional(self.db.reader())
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| not_found("user", id))?;
-        user_row(&row)
+        get_by_id(&self.db, "users", "user", bot, id, user_row)
     }
 
     async fn list_users(&self, bot: &BotId, page: &PageRequest) -> Result<Page<User>> {
-        let rows =
-            sqlx::query("SELECT * FROM users WHERE bot_id = ? AND id > ? ORDER BY id LIMIT ?")
-                .bind(bot.as_str())
-                .bind(cursor_key(page))
-                .bind(fetch_limit(page))
-                .fetch_all(self.db.reader())
-                .await
-                .map_err(db_err)?;
-        rows_to_page(rows, page, user_row, |u| u.id.clone())
+        list_by_id(&self.db, "users", bot, page, user_row, |u| u.id.clone())
     }
 
     async fn update_user(&self, bot: &BotId, id: &str, patch: &UserPatch) -> Result<User> {
-        let row = sqlx::query(
-            "UPDATE users SET external_id = COALESCE(?, external_id), name = COALESCE(?, name), \
-             settings = COALESCE(?, settings), updated_at = ? WHERE bot_id = ? AND id = ? RETURNING *",
-        )
-        .bind(&patch.external_id)
-        .bind(&patch.name)
-        .bind(patch.settings.as_ref().map(to_json))
-        .bind(Timestamp::now().as_millis())
-        .bind(bot.as_str())
-        .bind(id)
-        .fetch_optional(self.db.writer())
-        .await
-        .map_err(exists_as("user with this external_id", id))?
-        .ok_or_else(|| not_found("user", id))?;
-        user_row(&row)
+        let (bot, id, patch) = (bot.clone(), id.to_owned(), patch.clone());
+        self.db
+            .write(move |c| {
+                one(
+                    c,
+                    "UPDATE users SET external_id = COALESCE(?1, external_id), name = COALESCE(?2, name), \
+                     settings = COALESCE(?3, settings), updated_at = ?4 WHERE bot_id = ?5 AND id = ?6 RETURNING *",
+                    params![patch.external_id, patch.name, patch.settings.as_ref().map(to_json), now_ms(), bot.as_str(), id],
+                    user_row,
+                )
+                .map_err(|e| relabel(e, || not_found("user", &id), || Error::already_exists("a user with this external_id")))?
+                .ok_or_else(|| not_found("user", &id))
+            })
+            .await
     }
 
     async fn delete_user(&self, bot: &BotId, id: &str) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM users WHERE bot_id = ? AND id = ?")
-            .bind(bot.as_str())
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(not_found("user", id));
-        }
-        tx.commit().await.map_err(db_err)
+        delete_by_id(&self.db, "users", "user", bot, id).await
     }
 }
 
 // ---------------------------------------------------------------- sessions
 
-const LIVE_SESSION: &str = "revoked_at IS NULL AND expires_at > ?";
-
 #[async_trait]
 impl SessionStore for SqliteRecords {
     async fn create_session(&self, bot: &BotId, s: &NewSession) -> Result<Session> {
-        let now = Timestamp::now();
-        let row = sqlx::query(
-            "INSERT INTO sessions (bot_id, id, user_id, token_hash, state, ttl_seconds, created_at, last_seen_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-        )
-        .bind(bot.as_str())
-        .bind(new_id())
-        .bind(&s.user_id)
-        .bind(&s.token_hash)
-        .bind(to_json(&s.state))
-        .bind(s.ttl_seconds)
-        .bind(now.as_millis())
-        .bind(now.as_millis())
-        .bind(now.plus_seconds(s.ttl_seconds).as_millis())
-        .fetch_one(self.db.writer())
-        .await
-        .map_err(|e| {
-            let err = db_err(e);
-            if err.kind() == ErrorKind::NotFound {
-                not_found("user", &s.user_id)
-            } else {
-                err
-            }
-        })?;
-        session_row(&row)
+        let (bot, s) = (bot.clone(), s.clone());
+        self.db
+            .write(move |c| {
+                let now = Timestamp::now();
+                one(
+                    c,
+                    "INSERT INTO sessions (bot_id, id, user_id, token_hash, state, ttl_seconds, created_at, last_seen_at, expires_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8) RETURNING *",
+                    params![
+                        bot.as_str(),
+                        new_id(),
+                        s.user_id,
+                        s.token_hash,
+                        to_json(&s.state),
+                        s.ttl_seconds,
+                        now.as_millis(),
+                        now.plus_seconds(s.ttl_seconds).as_millis()
+                    ],
+                    session_row,
+                )
+                .map_err(|e| relabel(e, || not_found("user", &s.user_id), || Error::already_exists("session token")))?
+                .ok_or_else(|| Error::internal("insert returned no row"))
+            })
+            .await
     }
 
     async fn get_session(&self, bot: &BotId, id: &str, now: Timestamp) -> Result<Session> {
-        let row = sqlx::query(&format!(
-            "SELECT * FROM sessions WHERE bot_id = ? AND id = ? AND {LIVE_SESSION}"
-        ))
-        .bind(bot.as_str())
-        .bind(id)
-        .bind(now.as_millis())
-        .fetch_optional(self.db.reader())
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| not_found("session", id))?;
-        session_row(&row)
+        self.db
+            .read(|c| {
+                one(
+                    c,
+                    "SELECT * FROM sessions WHERE bot_id = ?1 AND id = ?2 AND revoked_at IS NULL AND expires_at > ?3",
+                    params![bot.as_str(), id, now.as_millis()],
+                    session_row,
+                )
+            })?
+            .ok_or_else(|| not_found("session", id))
     }
 
     async fn resolve_session(
@@ -523,18 +562,19 @@ impl SessionStore for SqliteRecords {
         token_hash: &str,
         now: Timestamp,
     ) -> Result<Session> {
-        let row = sqlx::query(
-            "UPDATE sessions SET last_seen_at = ?1, expires_at = ?1 + ttl_seconds * 1000 \
-             WHERE bot_id = ?2 AND token_hash = ?3 AND revoked_at IS NULL AND expires_at > ?1 RETURNING *",
-        )
-        .bind(now.as_millis())
-        .bind(bot.as_str())
-        .bind(token_hash)
-        .fetch_optional(self.db.writer())
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| Error::not_found("session (expired, revoked or unknown token)"))?;
-        session_row(&row)
+        let (bot, hash) = (bot.clone(), token_hash.to_owned());
+        self.db
+            .write(move |c| {
+                one(
+                    c,
+                    "UPDATE sessions SET last_seen_at = ?1, expires_at = ?1 + ttl_seconds * 1000 \
+                     WHERE bot_id = ?2 AND token_hash = ?3 AND revoked_at IS NULL AND expires_at > ?1 RETURNING *",
+                    params![now.as_millis(), bot.as_str(), hash],
+                    session_row,
+                )?
+                .ok_or_else(|| Error::not_found("session (expired, revoked or unknown token)"))
+            })
+            .await
     }
 
     async fn update_session_state(
@@ -544,95 +584,81 @@ impl SessionStore for SqliteRecords {
         state: &Value,
         now: Timestamp,
     ) -> Result<Session> {
-        let row = sqlx::query(&format!(
-            "UPDATE sessions SET state = ? WHERE bot_id = ? AND id = ? AND {LIVE_SESSION} RETURNING *"
-        ))
-        .bind(to_json(state))
-        .bind(bot.as_str())
-        .bind(id)
-        .bind(now.as_millis())
-        .fetch_optional(self.db.writer())
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| not_found("session", id))?;
-        session_row(&row)
+        let (bot, id, state) = (bot.clone(), id.to_owned(), to_json(state));
+        self.db
+            .write(move |c| {
+                one(
+                    c,
+                    "UPDATE sessions SET state = ?1 WHERE bot_id = ?2 AND id = ?3 AND revoked_at IS NULL AND expires_at > ?4 RETURNING *",
+                    params![state, bot.as_str(), id, now.as_millis()],
+                    session_row,
+                )?
+                .ok_or_else(|| not_found("session", &id))
+            })
+            .await
     }
 
     async fn revoke_session(&self, bot: &BotId, id: &str) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE sessions SET revoked_at = ? WHERE bot_id = ? AND id = ? AND revoked_at IS NULL",
-        )
-        .bind(Timestamp::now().as_millis())
-        .bind(bot.as_str())
-        .bind(id)
-        .execute(self.db.writer())
-        .await
-        .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(not_found("session", id));
-        }
-        Ok(())
+        let (bot, id) = (bot.clone(), id.to_owned());
+        self.db
+            .write(move |c| {
+                let n = exec(
+                    c,
+                    "UPDATE sessions SET revoked_at = ?1 WHERE bot_id = ?2 AND id = ?3 AND revoked_at IS NULL",
+                    params![now_ms(), bot.as_str(), id],
+                )?;
+                if n == 0 {
+                    Err(not_found("session", &id))
+                } else {
+                    Ok(())
+                }
+            })
+            .await
     }
 }
 
 // ---------------------------------------------------------------- conversations
 
-async fn find_replay(
-    tx: &mut Transaction<'static, Sqlite>,
-    bot: &BotId,
-    conv: &str,
-    key: &str,
-) -> Result<Option<Message>> {
-    let row = sqlx::query(
-        "SELECT * FROM messages WHERE bot_id = ? AND conversation_id = ? AND idempotency_key = ?",
-    )
-    .bind(bot.as_str())
-    .bind(conv)
-    .bind(key)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(db_err)?;
-    row.as_ref().map(message_row).transpose()
-}
-
 #[async_trait]
 impl ConversationStore for SqliteRecords {
-    async fn create_conversation(&self, bot: &BotId, c: &NewConversation) -> Result<Conversation> {
-        let id = c.id.clone().unwrap_or_else(new_id);
-        let now = Timestamp::now().as_millis();
-        let row = sqlx::query(
-            "INSERT INTO conversations (bot_id, id, user_id, title, metadata, last_seq, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, 0, ?, ?) RETURNING *",
-        )
-        .bind(bot.as_str())
-        .bind(&id)
-        .bind(&c.user_id)
-        .bind(&c.title)
-        .bind(to_json(c.metadata.as_ref().unwrap_or(&empty_object())))
-        .bind(now)
-        .bind(now)
-        .fetch_one(self.db.writer())
-        .await
-        .map_err(|e| {
-            let err = db_err(e);
-            match err.kind() {
-                ErrorKind::NotFound => not_found("user", &c.user_id),
-                ErrorKind::AlreadyExists => Error::already_exists(format!("conversation {id:?}")),
-                _ => err,
-            }
-        })?;
-        conversation_row(&row)
+    async fn create_conversation(
+        &self,
+        bot: &BotId,
+        conv: &NewConversation,
+    ) -> Result<Conversation> {
+        let (bot, conv) = (bot.clone(), conv.clone());
+        self.db
+            .write(move |c| {
+                let id = conv.id.clone().unwrap_or_else(new_id);
+                one(
+                    c,
+                    "INSERT INTO conversations (bot_id, id, user_id, title, metadata, last_seq, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?6) RETURNING *",
+                    params![
+                        bot.as_str(),
+                        id,
+                        conv.user_id,
+                        conv.title,
+                        to_json(conv.metadata.as_ref().unwrap_or(&empty_object())),
+                        now_ms()
+                    ],
+                    conversation_row,
+                )
+                .map_err(|e| relabel(e, || not_found("user", &conv.user_id), || Error::already_exists(format!("conversation {id:?}"))))?
+                .ok_or_else(|| Error::internal("insert returned no row"))
+            })
+            .await
     }
 
     async fn get_conversation(&self, bot: &BotId, id: &str) -> Result<Conversation> {
-        let row = sqlx::query("SELECT * FROM conversations WHERE bot_id = ? AND id = ?")
-            .bind(bot.as_str())
-            .bind(id)
-            .fetch_optional(self.db.reader())
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| not_found("conversation", id))?;
-        conversation_row(&row)
+        get_by_id(
+            &self.db,
+            "conversations",
+            "conversation",
+            bot,
+            id,
+            conversation_row,
+        )
     }
 
     async fn list_conversations(
@@ -641,18 +667,15 @@ impl ConversationStore for SqliteRecords {
         user_id: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<Conversation>> {
-        let rows = sqlx::query(
-            "SELECT * FROM conversations WHERE bot_id = ? AND (? IS NULL OR user_id = ?) AND id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(bot.as_str())
-        .bind(user_id)
-        .bind(user_id)
-        .bind(cursor_key(page))
-        .bind(fetch_limit(page))
-        .fetch_all(self.db.reader())
-        .await
-        .map_err(db_err)?;
-        rows_to_page(rows, page, conversation_row, |c| c.id.clone())
+        let rows = self.db.read(|c| {
+            all(
+                c,
+                "SELECT * FROM conversations WHERE bot_id = ?1 AND (?2 IS NULL OR user_id = ?2) AND id > ?3 ORDER BY id LIMIT ?4",
+                params![bot.as_str(), user_id, cursor_key(page), fetch_limit(page)],
+                conversation_row,
+            )
+        })?;
+        Ok(Page::from_overfetch(rows, page.limit, |c| c.id.clone()))
     }
 
     async fn update_conversation(
@@ -661,33 +684,23 @@ impl ConversationStore for SqliteRecords {
         id: &str,
         patch: &ConversationPatch,
     ) -> Result<Conversation> {
-        let row = sqlx::query(
-            "UPDATE conversations SET title = COALESCE(?, title), metadata = COALESCE(?, metadata), updated_at = ? \
-             WHERE bot_id = ? AND id = ? RETURNING *",
-        )
-        .bind(&patch.title)
-        .bind(patch.metadata.as_ref().map(to_json))
-        .bind(Timestamp::now().as_millis())
-        .bind(bot.as_str())
-        .bind(id)
-        .fetch_optional(self.db.writer())
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| not_found("conversation", id))?;
-        conversation_row(&row)
+        let (bot, id, patch) = (bot.clone(), id.to_owned(), patch.clone());
+        self.db
+            .write(move |c| {
+                one(
+                    c,
+                    "UPDATE conversations SET title = COALESCE(?1, title), metadata = COALESCE(?2, metadata), updated_at = ?3 \
+                     WHERE bot_id = ?4 AND id = ?5 RETURNING *",
+                    params![patch.title, patch.metadata.as_ref().map(to_json), now_ms(), bot.as_str(), id],
+                    conversation_row,
+                )?
+                .ok_or_else(|| not_found("conversation", &id))
+            })
+            .await
     }
 
     async fn delete_conversation(&self, bot: &BotId, id: &str) -> Result<()> {
-        let done = sqlx::query("DELETE FROM conversations WHERE bot_id = ? AND id = ?")
-            .bind(bot.as_str())
-            .bind(id)
-            .execute(self.db.writer())
-            .await
-            .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(not_found("conversation", id));
-        }
-        Ok(())
+        delete_by_id(&self.db, "conversations", "conversation", bot, id).await
     }
 
     async fn append_messages(
@@ -696,77 +709,73 @@ impl ConversationStore for SqliteRecords {
         conv: &str,
         messages: &[NewMessage],
     ) -> Result<Vec<Appended>> {
-        let now = Timestamp::now().as_millis();
-        let mut tx = self.begin().await?;
-        // The first statement writes, so this transaction holds the write lock
-        // from here on and `last_seq` cannot move under it.
-        let last_seq: i64 = sqlx::query_scalar(
-            "UPDATE conversations SET updated_at = ? WHERE bot_id = ? AND id = ? RETURNING last_seq",
-        )
-        .bind(now)
-        .bind(bot.as_str())
-        .bind(conv)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| not_found("conversation", conv))?;
-
-        let mut seq = last_seq;
-        let mut out = Vec::with_capacity(messages.len());
-        for m in messages {
-            if let Some(key) = &m.idempotency_key {
-                if let Some(original) = find_replay(&mut tx, bot, conv, key).await? {
-                    out.push(Appended {
-                        message: original,
-                        replayed: true,
-                    });
-                    continue;
+        let (bot, conv, messages) = (bot.clone(), conv.to_owned(), messages.to_vec());
+        self.db
+            .write(move |c| {
+                let now = now_ms();
+                // Runs on the single writer inside one savepoint: nothing can
+                // move `last_seq` between this read and the update below.
+                let last_seq: i64 = one(
+                    c,
+                    "SELECT last_seq FROM conversations WHERE bot_id = ?1 AND id = ?2",
+                    params![bot.as_str(), conv],
+                    |r| r.get(0),
+                )?
+                .ok_or_else(|| not_found("conversation", &conv))?;
+                let mut seq = last_seq;
+                let mut out = Vec::with_capacity(messages.len());
+                for m in messages {
+                    if let Some(key) = &m.idempotency_key {
+                        let original = one(
+                            c,
+                            &format!(
+                                "SELECT {MESSAGE_COLS} FROM messages WHERE bot_id = ?1 AND conversation_id = ?2 AND idempotency_key = ?3"
+                            ),
+                            params![bot.as_str(), conv, key],
+                            message_row,
+                        )?;
+                        if let Some(message) = original {
+                            out.push(Appended { message, replayed: true });
+                            continue;
+                        }
+                    }
+                    seq += 1;
+                    let message = Message {
+                        id: new_id(),
+                        conversation_id: conv.clone(),
+                        seq,
+                        role: m.role,
+                        content: m.content,
+                        metadata: m.metadata.unwrap_or_else(empty_object),
+                        idempotency_key: m.idempotency_key,
+                        created_at: Timestamp::from_millis(now),
+                    };
+                    exec(
+                        c,
+                        "INSERT INTO messages (bot_id, conversation_id, seq, id, role, content, metadata, idempotency_key, created_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                        params![
+                            bot.as_str(),
+                            conv,
+                            seq,
+                            message.id,
+                            message.role.as_str(),
+                            message.content,
+                            to_json(&message.metadata),
+                            message.idempotency_key,
+                            now
+                        ],
+                    )?;
+                    out.push(Appended { message, replayed: false });
                 }
-            }
-            seq += 1;
-            let metadata = m.metadata.clone().unwrap_or_else(empty_object);
-            let message = Message {
-                id: new_id(),
-                conversation_id: conv.to_owned(),
-                seq,
-                role: m.role,
-                content: m.content.clone(),
-                metadata,
-                idempotency_key: m.idempotency_key.clone(),
-                created_at: Timestamp::from_millis(now),
-            };
-            sqlx::query(
-                "INSERT INTO messages (bot_id, conversation_id, seq, id, role, content, metadata, idempotency_key, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(bot.as_str())
-            .bind(conv)
-            .bind(seq)
-            .bind(&message.id)
-            .bind(message.role.as_str())
-            .bind(&message.content)
-            .bind(to_json(&message.metadata))
-            .bind(&message.idempotency_key)
-            .bind(now)
-            .execute(&mut *tx)
+                exec(
+                    c,
+                    "UPDATE conversations SET last_seq = ?1, updated_at = ?2 WHERE bot_id = ?3 AND id = ?4",
+                    params![seq, now, bot.as_str(), conv],
+                )?;
+                Ok(out)
+            })
             .await
-            .map_err(db_err)?;
-            out.push(Appended {
-                message,
-                replayed: false,
-            });
-        }
-        if seq != last_seq {
-            sqlx::query("UPDATE conversations SET last_seq = ? WHERE bot_id = ? AND id = ?")
-                .bind(seq)
-                .bind(bot.as_str())
-                .bind(conv)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        Ok(out)
     }
 
     async fn list_messages(
@@ -775,43 +784,38 @@ impl ConversationStore for SqliteRecords {
         conv: &str,
         range: &MessageRange,
     ) -> Result<(Vec<Message>, bool)> {
-        let mut conn = self.db.reader().acquire().await.map_err(db_err)?;
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM conversations WHERE bot_id = ? AND id = ?")
-                .bind(bot.as_str())
-                .bind(conv)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(db_err)?;
-        if exists.is_none() {
-            return Err(not_found("conversation", conv));
-        }
         let limit = i64::from(range.limit) + 1;
-        let rows = match range.before_seq {
-            None => sqlx::query(
-                "SELECT * FROM messages WHERE bot_id = ? AND conversation_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-            )
-            .bind(bot.as_str())
-            .bind(conv)
-            .bind(range.after_seq)
-            .bind(limit)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_err)?,
-            Some(before) => sqlx::query(
-                "SELECT * FROM messages WHERE bot_id = ? AND conversation_id = ? AND seq > ? AND seq < ? \
-                 ORDER BY seq DESC LIMIT ?",
-            )
-            .bind(bot.as_str())
-            .bind(conv)
-            .bind(range.after_seq)
-            .bind(before)
-            .bind(limit)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db_err)?,
-        };
-        let mut messages = rows.iter().map(message_row).collect::<Result<Vec<_>>>()?;
+        let mut messages = self.db.read(|c| {
+            let rows = match range.before_seq {
+                None => all(
+                    c,
+                    &format!(
+                        "SELECT {MESSAGE_COLS} FROM messages WHERE bot_id = ?1 AND conversation_id = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4"
+                    ),
+                    params![bot.as_str(), conv, range.after_seq, limit],
+                    message_row,
+                )?,
+                Some(before) => all(
+                    c,
+                    &format!(
+                        "SELECT {MESSAGE_COLS} FROM messages WHERE bot_id = ?1 AND conversation_id = ?2 AND seq > ?3 AND seq < ?4 \
+                         ORDER BY seq DESC LIMIT ?5"
+                    ),
+                    params![bot.as_str(), conv, range.after_seq, before, limit],
+                    message_row,
+                )?,
+            };
+            // An empty page is only valid for a conversation that exists.
+            if rows.is_empty()
+                && one(c, "SELECT 1 FROM conversations WHERE bot_id = ?1 AND id = ?2", params![bot.as_str(), conv], |r| {
+                    r.get::<_, i64>(0)
+                })?
+                .is_none()
+            {
+                return Err(not_found("conversation", conv));
+            }
+            Ok(rows)
+        })?;
         let more = messages.len() > range.limit as usize;
         messages.truncate(range.limit as usize);
         if range.before_seq.is_some() {
@@ -826,172 +830,137 @@ impl ConversationStore for SqliteRecords {
 #[async_trait]
 impl PresetStore for SqliteRecords {
     async fn create_preset(&self, bot: &BotId, p: &PresetFields) -> Result<Preset> {
-        let now = Timestamp::now().as_millis();
-        let row = sqlx::query(
-            "INSERT INTO presets (bot_id, id, name, system_prompt, model, params, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-        )
-        .bind(bot.as_str())
-        .bind(new_id())
-        .bind(&p.name)
-        .bind(&p.system_prompt)
-        .bind(&p.model)
-        .bind(to_json(p.params.as_ref().unwrap_or(&empty_object())))
-        .bind(now)
-        .bind(now)
-        .fetch_one(self.db.writer())
-        .await
-        .map_err(db_err)?;
-        preset_row(&row)
+        let (bot, p) = (bot.clone(), p.clone());
+        self.db
+            .write(move |c| {
+                one(
+                    c,
+                    "INSERT INTO presets (bot_id, id, name, system_prompt, model, params, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) RETURNING *",
+                    params![
+                        bot.as_str(),
+                        new_id(),
+                        p.name,
+                        p.system_prompt,
+                        p.model,
+                        to_json(p.params.as_ref().unwrap_or(&empty_object())),
+                        now_ms()
+                    ],
+                    preset_row,
+                )?
+                .ok_or_else(|| Error::internal("insert returned no row"))
+            })
+            .await
     }
 
     async fn get_preset(&self, bot: &BotId, id: &str) -> Result<Preset> {
-        let row = sqlx::query("SELECT * FROM presets WHERE bot_id = ? AND id = ?")
-            .bind(bot.as_str())
-            .bind(id)
-            .fetch_optional(self.db.reader())
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| not_found("preset", id))?;
-        preset_row(&row)
+        get_by_id(&self.db, "presets", "preset", bot, id, preset_row)
     }
 
     async fn list_presets(&self, bot: &BotId, page: &PageRequest) -> Result<Page<Preset>> {
-        let rows =
-            sqlx::query("SELECT * FROM presets WHERE bot_id = ? AND id > ? ORDER BY id LIMIT ?")
-                .bind(bot.as_str())
-                .bind(cursor_key(page))
-                .bind(fetch_limit(page))
-                .fetch_all(self.db.reader())
-                .await
-                .map_err(db_err)?;
-        rows_to_page(rows, page, preset_row, |p| p.id.clone())
+        list_by_id(&self.db, "presets", bot, page, preset_row, |p| p.id.clone())
     }
 
     async fn replace_preset(&self, bot: &BotId, id: &str, p: &PresetFields) -> Result<Preset> {
-        let row = sqlx::query(
-            "UPDATE presets SET name = ?, system_prompt = ?, model = ?, params = ?, updated_at = ? \
-             WHERE bot_id = ? AND id = ? RETURNING *",
-        )
-        .bind(&p.name)
-        .bind(&p.system_prompt)
-        .bind(&p.model)
-        .bind(to_json(p.params.as_ref().unwrap_or(&empty_object())))
-        .bind(Timestamp::now().as_millis())
-        .bind(bot.as_str())
-        .bind(id)
-        .fetch_optional(self.db.writer())
-        .await
-        .map_err(db_err)?
-        .ok_or_else(|| not_found("preset", id))?;
-        preset_row(&row)
+        let (bot, id, p) = (bot.clone(), id.to_owned(), p.clone());
+        self.db
+            .write(move |c| {
+                one(
+                    c,
+                    "UPDATE presets SET name = ?1, system_prompt = ?2, model = ?3, params = ?4, updated_at = ?5 \
+                     WHERE bot_id = ?6 AND id = ?7 RETURNING *",
+                    params![
+                        p.name,
+                        p.system_prompt,
+                        p.model,
+                        to_json(p.params.as_ref().unwrap_or(&empty_object())),
+                        now_ms(),
+                        bot.as_str(),
+                        id
+                    ],
+                    preset_row,
+                )?
+                .ok_or_else(|| not_found("preset", &id))
+            })
+            .await
     }
 
     async fn delete_preset(&self, bot: &BotId, id: &str) -> Result<()> {
-        delete_one(&self.db, "presets", "preset", bot, id).await
+        delete_by_id(&self.db, "presets", "preset", bot, id).await
     }
-}
-
-async fn delete_one(
-    db: &SqliteDatabase,
-    table: &str,
-    what: &str,
-    bot: &BotId,
-    id: &str,
-) -> Result<()> {
-    let done = sqlx::query(&format!("DELETE FROM {table} WHERE bot_id = ? AND id = ?"))
-        .bind(bot.as_str())
-        .bind(id)
-        .execute(db.writer())
-        .await
-        .map_err(db_err)?;
-    if done.rows_affected() == 0 {
-        return Err(not_found(what, id));
-    }
-    Ok(())
 }
 
 #[async_trait]
 impl GroupStore for SqliteRecords {
     async fn create_group(&self, bot: &BotId, g: &GroupFields) -> Result<Group> {
-        let now = Timestamp::now().as_millis();
-        let row = sqlx::query(
-            "INSERT INTO groups (bot_id, id, name, settings, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
-        )
-        .bind(bot.as_str())
-        .bind(new_id())
-        .bind(&g.name)
-        .bind(to_json(g.settings.as_ref().unwrap_or(&empty_object())))
-        .bind(now)
-        .bind(now)
-        .fetch_one(self.db.writer())
-        .await
-        .map_err(db_err)?;
-        group_row(&row)
+        let (bot, g) = (bot.clone(), g.clone());
+        self.db
+            .write(move |c| {
+                one(
+                    c,
+                    "INSERT INTO groups (bot_id, id, name, settings, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING *",
+                    params![bot.as_str(), new_id(), g.name, to_json(g.settings.as_ref().unwrap_or(&empty_object())), now_ms()],
+                    group_row,
+                )?
+                .ok_or_else(|| Error::internal("insert returned no row"))
+            })
+            .await
     }
 
     async fn get_group(&self, bot: &BotId, id: &str) -> Result<Group> {
-        let row = sqlx::query("SELECT * FROM groups WHERE bot_id = ? AND id = ?")
-            .bind(bot.as_str())
-            .bind(id)
-            .fetch_optional(self.db.reader())
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| not_found("group", id))?;
-        group_row(&row)
+        get_by_id(&self.db, "groups", "group", bot, id, group_row)
     }
 
     async fn list_groups(&self, bot: &BotId, page: &PageRequest) -> Result<Page<Group>> {
-        let rows =
-            sqlx::query("SELECT * FROM groups WHERE bot_id = ? AND id > ? ORDER BY id LIMIT ?")
-                .bind(bot.as_str())
-                .bind(cursor_key(page))
-                .bind(fetch_limit(page))
-                .fetch_all(self.db.reader())
-                .await
-                .map_err(db_err)?;
-        rows_to_page(rows, page, group_row, |g| g.id.clone())
+        list_by_id(&self.db, "groups", bot, page, group_row, |g| g.id.clone())
     }
 
     async fn replace_group(&self, bot: &BotId, id: &str, g: &GroupFields) -> Result<Group> {
-        let row = sqlx::query("UPDATE groups SET name = ?, settings = ?, updated_at = ? WHERE bot_id = ? AND id = ? RETURNING *")
-            .bind(&g.name)
-            .bind(to_json(g.settings.as_ref().unwrap_or(&empty_object())))
-            .bind(Timestamp::now().as_millis())
-            .bind(bot.as_str())
-            .bind(id)
-            .fetch_optional(self.db.writer())
+        let (bot, id, g) = (bot.clone(), id.to_owned(), g.clone());
+        self.db
+            .write(move |c| {
+                one(
+                    c,
+                    "UPDATE groups SET name = ?1, settings = ?2, updated_at = ?3 WHERE bot_id = ?4 AND id = ?5 RETURNING *",
+                    params![g.name, to_json(g.settings.as_ref().unwrap_or(&empty_object())), now_ms(), bot.as_str(), id],
+                    group_row,
+                )?
+                .ok_or_else(|| not_found("group", &id))
+            })
             .await
-            .map_err(db_err)?
-            .ok_or_else(|| not_found("group", id))?;
-        group_row(&row)
     }
 
     async fn delete_group(&self, bot: &BotId, id: &str) -> Result<()> {
-        delete_one(&self.db, "groups", "group", bot, id).await
+        delete_by_id(&self.db, "groups", "group", bot, id).await
     }
 }
 
 #[async_trait]
 impl ToolLogStore for SqliteRecords {
     async fn create_tool_log(&self, bot: &BotId, l: &NewToolLog) -> Result<ToolLog> {
-        let row = sqlx::query(
-            "INSERT INTO tool_logs (bot_id, id, conversation_id, tool, input, output, status, duration_ms, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-        )
-        .bind(bot.as_str())
-        .bind(new_id())
-        .bind(&l.conversation_id)
-        .bind(&l.tool)
-        .bind(to_json(&l.input))
-        .bind(l.output.as_ref().map(to_json))
-        .bind(&l.status)
-        .bind(l.duration_ms)
-        .bind(Timestamp::now().as_millis())
-        .fetch_one(self.db.writer())
-        .await
-        .map_err(db_err)?;
-        tool_log_row(&row)
+        let (bot, l) = (bot.clone(), l.clone());
+        self.db
+            .write(move |c| {
+                one(
+                    c,
+                    "INSERT INTO tool_logs (bot_id, id, conversation_id, tool, input, output, status, duration_ms, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING *",
+                    params![
+                        bot.as_str(),
+                        new_id(),
+                        l.conversation_id,
+                        l.tool,
+                        to_json(&l.input),
+                        l.output.as_ref().map(to_json),
+                        l.status,
+                        l.duration_ms,
+                        now_ms()
+                    ],
+                    tool_log_row,
+                )?
+                .ok_or_else(|| Error::internal("insert returned no row"))
+            })
+            .await
     }
 
     async fn list_tool_logs(
@@ -1000,41 +969,30 @@ impl ToolLogStore for SqliteRecords {
         conversation_id: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<ToolLog>> {
-        let rows = sqlx::query(
-            "SELECT * FROM tool_logs WHERE bot_id = ? AND (? IS NULL OR conversation_id = ?) AND id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(bot.as_str())
-        .bind(conversation_id)
-        .bind(conversation_id)
-        .bind(cursor_key(page))
-        .bind(fetch_limit(page))
-        .fetch_all(self.db.reader())
-        .await
-        .map_err(db_err)?;
-        rows_to_page(rows, page, tool_log_row, |l| l.id.clone())
+        let rows = self.db.read(|c| {
+            all(
+                c,
+                "SELECT * FROM tool_logs WHERE bot_id = ?1 AND (?2 IS NULL OR conversation_id = ?2) AND id > ?3 ORDER BY id LIMIT ?4",
+                params![bot.as_str(), conversation_id, cursor_key(page), fetch_limit(page)],
+                tool_log_row,
+            )
+        })?;
+        Ok(Page::from_overfetch(rows, page.limit, |l| l.id.clone()))
     }
 }
 
 // ---------------------------------------------------------------- config
 
-async fn write_config(
-    tx: &mut Transaction<'static, Sqlite>,
-    bot: &BotId,
-    config: &BTreeMap<String, Value>,
-) -> Result<()> {
-    let now = Timestamp::now().as_millis();
+fn write_config(c: &Connection, bot: &BotId, config: &BTreeMap<String, Value>) -> Result<()> {
+    let now = now_ms();
     for (name, value) in config {
-        sqlx::query(
-            "INSERT INTO bot_config (bot_id, name, value, updated_at) VALUES (?, ?, ?, ?) \
+        exec(
+            c,
+            "INSERT INTO bot_config (bot_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (bot_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            params![bot.as_str(), name, to_json(value), now],
         )
-        .bind(bot.as_str())
-        .bind(name)
-        .bind(to_json(value))
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
+        .map_err(|e| relabel(e, || not_found("bot", bot.as_str()), || Error::internal("config upsert conflict")))?;
     }
     Ok(())
 }
@@ -1042,66 +1000,73 @@ async fn write_config(
 #[async_trait]
 impl ConfigStore for SqliteRecords {
     async fn get_config(&self, bot: &BotId) -> Result<BTreeMap<String, Value>> {
-        let rows = sqlx::query("SELECT name, value FROM bot_config WHERE bot_id = ? ORDER BY name")
-            .bind(bot.as_str())
-            .fetch_all(self.db.reader())
-            .await
-            .map_err(db_err)?;
-        rows.iter()
-            .map(|r| Ok((text(r, "name")?, json(r, "value")?)))
-            .collect()
+        let rows = self.db.read(|c| {
+            all(
+                c,
+                "SELECT name, value FROM bot_config WHERE bot_id = ?1 ORDER BY name",
+                [bot.as_str()],
+                |r| Ok((r.get::<_, String>(0)?, json(r, "value")?)),
+            )
+        })?;
+        Ok(rows.into_iter().collect())
     }
 
     async fn replace_config(&self, bot: &BotId, config: &BTreeMap<String, Value>) -> Result<()> {
-        let mut tx = self.begin().await?;
-        sqlx::query("DELETE FROM bot_config WHERE bot_id = ?")
-            .bind(bot.as_str())
-            .execute(&mut *tx)
+        let (bot, config) = (bot.clone(), config.clone());
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "DELETE FROM bot_config WHERE bot_id = ?1",
+                    [bot.as_str()],
+                )?;
+                write_config(c, &bot, &config)
+            })
             .await
-            .map_err(db_err)?;
-        write_config(&mut tx, bot, config).await?;
-        tx.commit().await.map_err(db_err)
     }
 
     async fn merge_config(&self, bot: &BotId, config: &BTreeMap<String, Value>) -> Result<()> {
-        let mut tx = self.begin().await?;
-        write_config(&mut tx, bot, config).await?;
-        tx.commit().await.map_err(db_err)
+        let (bot, config) = (bot.clone(), config.clone());
+        self.db.write(move |c| write_config(c, &bot, &config)).await
     }
 
     async fn get_config_value(&self, bot: &BotId, name: &str) -> Result<Value> {
-        let row = sqlx::query("SELECT value FROM bot_config WHERE bot_id = ? AND name = ?")
-            .bind(bot.as_str())
-            .bind(name)
-            .fetch_optional(self.db.reader())
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| not_found("setting", name))?;
-        json(&row, "value")
+        self.db
+            .read(|c| {
+                one(
+                    c,
+                    "SELECT value FROM bot_config WHERE bot_id = ?1 AND name = ?2",
+                    params![bot.as_str(), name],
+                    |r| json(r, "value"),
+                )
+            })?
+            .ok_or_else(|| not_found("setting", name))
     }
 
     async fn set_config_value(&self, bot: &BotId, name: &str, value: &Value) -> Result<()> {
-        let mut tx = self.begin().await?;
-        write_config(
-            &mut tx,
-            bot,
-            &BTreeMap::from([(name.to_owned(), value.clone())]),
-        )
-        .await?;
-        tx.commit().await.map_err(db_err)
+        let (bot, config) = (
+            bot.clone(),
+            BTreeMap::from([(name.to_owned(), value.clone())]),
+        );
+        self.db.write(move |c| write_config(c, &bot, &config)).await
     }
 
     async fn delete_config_value(&self, bot: &BotId, name: &str) -> Result<()> {
-        let done = sqlx::query("DELETE FROM bot_config WHERE bot_id = ? AND name = ?")
-            .bind(bot.as_str())
-            .bind(name)
-            .execute(self.db.writer())
+        let (bot, name) = (bot.clone(), name.to_owned());
+        self.db
+            .write(move |c| {
+                if exec(
+                    c,
+                    "DELETE FROM bot_config WHERE bot_id = ?1 AND name = ?2",
+                    params![bot.as_str(), name],
+                )? == 0
+                {
+                    Err(not_found("setting", &name))
+                } else {
+                    Ok(())
+                }
+            })
             .await
-            .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(not_found("setting", name));
-        }
-        Ok(())
     }
 }
 
@@ -1110,18 +1075,25 @@ impl ConfigStore for SqliteRecords {
 #[async_trait]
 impl AuditLog for SqliteRecords {
     async fn record_audit(&self, e: &AuditEvent) -> Result<()> {
-        sqlx::query("INSERT INTO audit_events (id, bot_id, actor, action, target, details, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .bind(&e.id)
-            .bind(e.bot_id.as_ref().map(|b| b.as_str()))
-            .bind(&e.actor)
-            .bind(&e.action)
-            .bind(&e.target)
-            .bind(to_json(&e.details))
-            .bind(e.created_at.as_millis())
-            .execute(self.db.writer())
+        let e = e.clone();
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "INSERT INTO audit_events (id, bot_id, actor, action, target, details, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        e.id,
+                        e.bot_id.as_ref().map(|b| b.as_str()),
+                        e.actor,
+                        e.action,
+                        e.target,
+                        to_json(&e.details),
+                        e.created_at.as_millis()
+                    ],
+                )?;
+                Ok(())
+            })
             .await
-            .map_err(db_err)?;
-        Ok(())
     }
 
     async fn list_audit(
@@ -1130,45 +1102,40 @@ impl AuditLog for SqliteRecords {
         page: &PageRequest,
     ) -> Result<Page<AuditEvent>> {
         let bot = bot.map(|b| b.as_str());
-        let rows = sqlx::query("SELECT * FROM audit_events WHERE (? IS NULL OR bot_id = ?) AND id > ? ORDER BY id LIMIT ?")
-            .bind(bot)
-            .bind(bot)
-            .bind(cursor_key(page))
-            .bind(fetch_limit(page))
-            .fetch_all(self.db.reader())
-            .await
-            .map_err(db_err)?;
-        rows_to_page(rows, page, audit_row, |a| a.id.clone())
+        let rows = self.db.read(|c| {
+            all(
+                c,
+                "SELECT * FROM audit_events WHERE (?1 IS NULL OR bot_id = ?1) AND id > ?2 ORDER BY id LIMIT ?3",
+                params![bot, cursor_key(page), fetch_limit(page)],
+                audit_row,
+            )
+        })?;
+        Ok(Page::from_overfetch(rows, page.limit, |a| a.id.clone()))
     }
 }
 
 #[async_trait]
 impl MetaStore for SqliteRecords {
     async fn get_meta(&self, key: &str) -> Result<Option<String>> {
-        sqlx::query_scalar("SELECT value FROM server_meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(self.db.reader())
-            .await
-            .map_err(db_err)
+        self.db.read(|c| {
+            one(
+                c,
+                "SELECT value FROM server_meta WHERE key = ?1",
+                [key],
+                |r| r.get(0),
+            )
+        })
     }
 
     async fn set_meta_if_absent(&self, key: &str, value: &str) -> Result<String> {
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO server_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let stored: String = sqlx::query_scalar("SELECT value FROM server_meta WHERE key = ?")
-            .bind(key)
-            .fetch_one(&mut *tx)
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.db
+            .write(move |c| {
+                exec(c, "INSERT INTO server_meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING", params![key, value])?;
+                one(c, "SELECT value FROM server_meta WHERE key = ?1", [&key], |r| r.get(0))?
+                    .ok_or_else(|| Error::internal("meta value vanished"))
+            })
             .await
-            .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(stored)
     }
 }
 
@@ -1179,20 +1146,22 @@ impl RecordStore for SqliteRecords {
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query_scalar::<_, i64>("SELECT 1")
-            .fetch_one(self.db.reader())
-            .await
-            .map_err(db_err)?;
+        self.db
+            .read(|c| one(c, "SELECT 1", [], |r| r.get::<_, i64>(0)))?;
         Ok(())
     }
 
     async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64> {
-        let done =
-            sqlx::query("DELETE FROM sessions WHERE expires_at <= ? OR revoked_at IS NOT NULL")
-                .bind(now.as_millis())
-                .execute(self.db.writer())
-                .await
-                .map_err(db_err)?;
-        Ok(done.rows_affected())
+        let now = now.as_millis();
+        self.db
+            .write(move |c| {
+                let n = exec(
+                    c,
+                    "DELETE FROM sessions WHERE expires_at <= ?1 OR revoked_at IS NOT NULL",
+                    [now],
+                )?;
+                Ok(n as u64)
+            })
+            .await
     }
 }
