@@ -32,7 +32,36 @@ pub struct AppState {
     /// The OpenAPI document, serialised once.
     pub openapi: Arc<serde_json::Value>,
     pub metrics: PrometheusHandle,
+    /// Serialised history reads, valid while their version is current.
+    pub history_cache: Arc<HistoryCache>,
 }
+
+/// Key: bot, conversation, the normalised query. Value: the history version
+/// the read started at, and the response body.
+pub type HistoryCache = quick_cache::sync::Cache<
+    (String, String, String),
+    (strata::HistoryVersion, bytes::Bytes),
+    BodyWeighter,
+>;
+
+/// Weighs a cached response by its size.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyWeighter;
+
+impl quick_cache::Weighter<(String, String, String), (strata::HistoryVersion, bytes::Bytes)>
+    for BodyWeighter
+{
+    fn weight(
+        &self,
+        key: &(String, String, String),
+        val: &(strata::HistoryVersion, bytes::Bytes),
+    ) -> u64 {
+        (key.0.len() + key.1.len() + key.2.len() + val.1.len() + 64) as u64
+    }
+}
+
+/// Bytes of serialised history responses kept in memory.
+const HISTORY_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -134,6 +163,11 @@ pub fn router(strata: Strata) -> Router {
         strata,
         openapi: Arc::new(serde_json::to_value(&doc).unwrap_or_default()),
         metrics: metrics_layer::handle(),
+        history_cache: Arc::new(quick_cache::sync::Cache::with_weighter(
+            16_384,
+            HISTORY_CACHE_BYTES,
+            BodyWeighter,
+        )),
     };
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -31,6 +31,7 @@ pub mod auth;
 pub mod config;
 pub mod lock;
 mod scope;
+mod versions;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +46,7 @@ pub use strata_core::page::{Cursor, Page, PageRequest, DEFAULT_LIMIT, MAX_LIMIT}
 pub use strata_core::records::RecordStore;
 pub use strata_core::types::*;
 pub use strata_core::{Error, ErrorKind, Result, Timestamp};
+pub use versions::HistoryVersion;
 
 use strata_kv::SqliteKv;
 use strata_records::{SqliteDatabase, SqliteOptions, SqliteRecords};
@@ -74,6 +76,7 @@ struct Inner {
     kv: Arc<dyn KvStore>,
     admin_key_hash: Option<String>,
     sqlite: Option<SqliteDatabase>,
+    versions: versions::HistoryVersions,
 }
 
 /// What [`Strata::bootstrap_admin_key`] did.
@@ -132,6 +135,7 @@ impl Strata {
                 kv,
                 admin_key_hash,
                 sqlite,
+                versions: Default::default(),
             }),
         })
     }
@@ -164,6 +168,7 @@ impl Strata {
             kv: self.inner.kv.clone(),
             admin_key_hash: Some(stored),
             sqlite: self.inner.sqlite.clone(),
+            versions: Default::default(),
         };
         Ok((
             Strata {
@@ -274,7 +279,9 @@ impl Strata {
         who.require_admin()?;
         self.inner.records.get_bot(&id).await?;
         self.inner.kv.clear_prefix(id.as_str(), "").await?;
-        self.inner.records.delete_bot(&id).await?;
+        let deleted = self.inner.records.delete_bot(&id).await;
+        self.inner.versions.bump_all();
+        deleted?;
         self.audit(
             who,
             Some(&id),

@@ -209,7 +209,9 @@ impl BotScope {
     /// Deletes a user with their sessions, conversations and messages.
     pub async fn delete_user(&self, id: &str) -> Result<()> {
         self.need(Role::Writer)?;
-        self.records().delete_user(&self.bot, id).await?;
+        let deleted = self.records().delete_user(&self.bot, id).await;
+        self.strata.inner.versions.bump_all();
+        deleted?;
         self.audit("user.delete", id, Value::Null).await;
         Ok(())
     }
@@ -323,7 +325,9 @@ impl BotScope {
 
     pub async fn delete_conversation(&self, id: &str) -> Result<()> {
         self.need(Role::Writer)?;
-        self.records().delete_conversation(&self.bot, id).await
+        let deleted = self.records().delete_conversation(&self.bot, id).await;
+        self.strata.inner.versions.bump(&self.bot, id);
+        deleted
     }
 
     /// Appends messages atomically with gap-free `seq`s; idempotency keys
@@ -347,9 +351,20 @@ impl BotScope {
                 }
             }
         }
-        self.records()
+        let appended = self
+            .records()
             .append_messages(&self.bot, conv, &messages)
-            .await
+            .await;
+        // After the commit, before the caller hears of it (see `versions`);
+        // also after a failure, whose outcome may be unknown.
+        self.strata.inner.versions.bump(&self.bot, conv);
+        appended
+    }
+
+    /// The current version of `conv`'s history. Take it *before* reading
+    /// messages; a cached read is current while the version is unchanged.
+    pub fn history_version(&self, conv: &str) -> crate::HistoryVersion {
+        self.strata.inner.versions.current(&self.bot, conv)
     }
 
     /// Reads messages in `seq` order.

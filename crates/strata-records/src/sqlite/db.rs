@@ -187,8 +187,9 @@ impl SqliteDatabase {
         &self.inner.path
     }
 
-    /// Runs `f` on a read-only connection. `f` sees a consistent snapshot of
-    /// everything committed before it started.
+    /// Runs `f` on a read-only connection. Each statement sees everything
+    /// committed before it started; use [`read_snapshot`](Self::read_snapshot)
+    /// when several statements must see the same state.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let pooled = self.inner.readers.lock().ok().and_then(|mut v| v.pop());
         let conn = match pooled {
@@ -205,13 +206,9 @@ impl SqliteDatabase {
                 c
             }
         };
-        // One statement can be a snapshot on its own; several in `f` share one.
-        let result = conn
-            .execute_batch("BEGIN DEFERRED")
-            .map_err(map_sqlite_error)
-            .and_then(|_| f(&conn));
-        let ended = conn.execute_batch("COMMIT").is_ok();
-        if ended {
+        let result = f(&conn);
+        // A connection left inside a transaction is not reused.
+        if conn.is_autocommit() {
             if let Ok(mut idle) = self.inner.readers.lock() {
                 if idle.len() < self.inner.opts.max_idle_readers {
                     idle.push(conn);
@@ -219,6 +216,18 @@ impl SqliteDatabase {
             }
         }
         result
+    }
+
+    /// Runs `f` on a read-only connection inside one read transaction: every
+    /// statement of `f` sees the same snapshot.
+    pub fn read_snapshot<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.read(|c| {
+            c.execute_batch("BEGIN DEFERRED")
+                .map_err(map_sqlite_error)?;
+            let result = f(c);
+            c.execute_batch("COMMIT").map_err(map_sqlite_error)?;
+            result
+        })
     }
 
     /// Runs `f` on the writer connection inside its own savepoint of a group

@@ -1,6 +1,6 @@
 //! Conversations and their messages.
 
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{cursor_out, deleted, Deleted, ListQuery};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query, ReadScope, WriteScope};
+use crate::AppState;
 
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct CreateConversation {
@@ -276,14 +277,34 @@ pub(crate) async fn append_messages(
 }
 
 /// Read messages in `seq` order.
+///
+/// Served from an in-memory cache of serialised responses while the
+/// conversation's history version is unchanged (see `strata::HistoryVersion`).
 #[utoipa::path(get, path = "/v1/bots/{bot}/conversations/{conv}/messages", tag = "conversations",
     params(("bot" = String, Path, description = "Bot id"), ("conv" = String, Path, description = "Conversation id"), MessagesQuery),
     responses((status = 200, body = MessageList)))]
 pub(crate) async fn list_messages(
+    State(state): State<AppState>,
     ReadScope(scope): ReadScope,
     Path((_bot, conv)): Path<(String, String)>,
     Query(q): Query<MessagesQuery>,
-) -> ApiResult<Json<MessageList>> {
+) -> ApiResult<Response> {
+    let key = (
+        scope.bot_id().to_string(),
+        conv.clone(),
+        format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}",
+            q.after_seq, q.before_seq, q.latest, q.cursor, q.limit
+        ),
+    );
+    // The version is taken before the read, so a cached body can only be
+    // older than a write that has not been acknowledged yet.
+    let version = scope.history_version(&conv);
+    if let Some((cached_version, body)) = state.history_cache.get(&key) {
+        if cached_version == version {
+            return Ok(json_body(body));
+        }
+    }
     let page = scope
         .list_messages(
             &conv,
@@ -296,8 +317,20 @@ pub(crate) async fn list_messages(
             },
         )
         .await?;
-    Ok(Json(MessageList {
+    let body = serde_json::to_vec(&MessageList {
         messages: page.messages,
         next_cursor: cursor_out(page.next_cursor),
-    }))
+    })
+    .map_err(|e| ApiError(strata::Error::from(e)))?;
+    let body = bytes::Bytes::from(body);
+    state.history_cache.insert(key, (version, body.clone()));
+    Ok(json_body(body))
+}
+
+fn json_body(body: bytes::Bytes) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
