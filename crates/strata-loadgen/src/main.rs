@@ -24,7 +24,11 @@ use clap::{Parser, Subcommand};
 use crate::scenario::{run_cell, Scenario, Setup};
 
 #[derive(Parser, Debug)]
-#[command(name = "strata-loadgen", version, about = "Closed-loop HTTP load generator for strata")]
+#[command(
+    name = "strata-loadgen",
+    version,
+    about = "Closed-loop HTTP load generator for strata"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -44,7 +48,7 @@ enum Cmd {
         timeout_s: u64,
     },
     /// Run the benchmark matrix (scenarios × client counts).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 /// Options of `strata-loadgen run`.
@@ -79,6 +83,19 @@ pub(crate) struct RunArgs {
     /// Bot id to create for the run (default: bench-<unix seconds>).
     #[arg(long)]
     bot: Option<String>,
+    /// The server's process id, to report its CPU use per cell (Linux).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// A cell during which other processes used more CPU cores than this is
+    /// flagged, and re-run up to `--retries` times.
+    #[arg(long, default_value_t = 0.15)]
+    max_other_cpu: f64,
+    /// Re-runs of a cell disturbed by other processes (needs --server-pid).
+    #[arg(long, default_value_t = 3)]
+    retries: u32,
+    /// Seconds to wait before re-running a disturbed cell.
+    #[arg(long, default_value_t = 15)]
+    retry_wait_s: u64,
     /// Client count the verdict is judged at.
     #[arg(long, default_value_t = 64)]
     verdict_clients: usize,
@@ -88,6 +105,9 @@ pub(crate) struct RunArgs {
     /// Write the markdown report here.
     #[arg(long)]
     markdown: Option<PathBuf>,
+    /// The command that produced the run, shown verbatim in the report.
+    #[arg(long)]
+    command: Option<String>,
     /// `name=value` lines for the report's machine section (repeatable).
     #[arg(long = "meta", value_parser = parse_meta)]
     meta: Vec<(String, String)>,
@@ -123,6 +143,15 @@ pub(crate) struct CellResult {
     pub p90_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// CPU cores the server process used over the measured window.
+    pub server_cpu: Option<f64>,
+    /// CPU cores this load generator used over the measured window.
+    pub loadgen_cpu: Option<f64>,
+    /// CPU cores everything else on the machine used over the measured
+    /// window (interference: other builds, tests, daemons).
+    pub other_cpu: Option<f64>,
+    /// Runs it took (more than 1 when other processes disturbed it).
+    pub attempts: u32,
 }
 
 #[tokio::main]
@@ -131,7 +160,7 @@ async fn main() {
     let code = match cli.cmd {
         Cmd::FreePort => free_port(),
         Cmd::Wait { url, timeout_s } => wait_healthy(&url, timeout_s).await,
-        Cmd::Run(args) => run(args).await,
+        Cmd::Run(args) => run(*args).await,
     };
     match code {
         Ok(code) => std::process::exit(code),
@@ -200,20 +229,42 @@ async fn run(args: RunArgs) -> Result<i32> {
                 tokio::time::sleep(Duration::from_millis(args.pause_ms)).await;
             }
             first = false;
-            let plan = setup
-                .prepare(scenario, clients)
-                .await
-                .with_context(|| format!("setting up {} with {clients} clients", scenario.name()))?;
-            let r = run_cell(scenario, clients, plan, warmup, duration).await?;
+            let mut attempt = 1;
+            let r = loop {
+                let plan = setup.prepare(scenario, clients).await.with_context(|| {
+                    format!("setting up {} with {clients} clients", scenario.name())
+                })?;
+                let mut r =
+                    run_cell(scenario, clients, plan, warmup, duration, args.server_pid).await?;
+                r.attempts = attempt;
+                match r.other_cpu {
+                    Some(other) if other > args.max_other_cpu && attempt <= args.retries => {
+                        eprintln!(
+                            "  ~~ {} with {clients} clients: other processes used {other:.2} cores \
+                             (> {}); retrying in {} s ({attempt}/{})",
+                            scenario.name(),
+                            args.max_other_cpu,
+                            args.retry_wait_s,
+                            args.retries
+                        );
+                        tokio::time::sleep(Duration::from_secs(args.retry_wait_s)).await;
+                        attempt += 1;
+                    }
+                    _ => break r,
+                }
+            };
             eprintln!(
-                "  {:<13} clients {:>3}: {:>9.1} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  max {:>8.3} ms  errors {}",
+                "  {:<13} clients {:>3}: {:>9.1} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  max {:>8.3} ms  errors {}  cpu: server {} loadgen {} other {}",
                 scenario.name(),
                 clients,
                 r.rps,
                 r.p50_ms,
                 r.p99_ms,
                 r.max_ms,
-                r.errors
+                r.errors,
+                fmt_cores(r.server_cpu),
+                fmt_cores(r.loadgen_cpu),
+                fmt_cores(r.other_cpu)
             );
             if r.errors > 0 {
                 eprintln!(
@@ -231,12 +282,15 @@ async fn run(args: RunArgs) -> Result<i32> {
     }
 
     let rep = report::Report {
+        command: args.command.as_deref(),
         meta: &args.meta,
         notes: &args.notes,
         warmup_s: args.warmup,
         duration_s: args.duration,
         clients: &args.clients,
         verdict_clients: args.verdict_clients,
+        other_cpu_warn: args.max_other_cpu,
+        retries: args.retries,
         results: &results,
     };
     if let Some(p) = &args.json {
@@ -255,6 +309,10 @@ async fn run(args: RunArgs) -> Result<i32> {
         return Ok(2);
     }
     Ok(0)
+}
+
+fn fmt_cores(c: Option<f64>) -> String {
+    c.map_or_else(|| "-".to_string(), |x| format!("{x:.2}"))
 }
 
 fn write_file(p: &std::path::Path, text: &str) -> Result<()> {

@@ -150,6 +150,9 @@ pub(crate) struct Setup {
     bot: String,
     key: String,
     history_ready: bool,
+    /// Counts prepared cells, so a retried cell gets fresh conversations
+    /// and keys.
+    cells: usize,
     kv_ready: bool,
 }
 
@@ -176,6 +179,7 @@ impl Setup {
             bot: bot.to_string(),
             key: String::new(),
             history_ready: false,
+            cells: 0,
             kv_ready: false,
         };
         s.call_admin(
@@ -216,7 +220,13 @@ impl Setup {
         self.send(method, path, &self.key, body).await
     }
 
-    async fn send(&self, method: Method, path: &str, key: &str, body: Option<Value>) -> Result<Value> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
         let url = format!("{}{path}", self.base);
         let mut rb = self.http.request(method.clone(), &url).bearer_auth(key);
         if let Some(b) = body {
@@ -279,6 +289,8 @@ impl Setup {
     /// Prepares server-side state for `scenario` at `clients` and returns
     /// one [`Op`] per client.
     pub(crate) async fn prepare(&mut self, scenario: Scenario, clients: usize) -> Result<Vec<Op>> {
+        self.cells += 1;
+        let cell = self.cells;
         let key = self.key.clone();
         Ok(match scenario {
             Scenario::Health => (0..clients)
@@ -291,7 +303,7 @@ impl Setup {
                 let body = Self::append_body()?;
                 let mut ops = Vec::with_capacity(clients);
                 for i in 0..clients {
-                    let conv = format!("append-c{clients}-{i}");
+                    let conv = format!("append-{cell}-c{clients}-{i}");
                     self.create_conversation(&conv).await?;
                     ops.push(Op::PostJson {
                         url: self.bot_url(&format!("/conversations/{conv}/messages")),
@@ -303,7 +315,7 @@ impl Setup {
             }
             Scenario::AppendShared => {
                 let body = Self::append_body()?;
-                let conv = format!("shared-c{clients}");
+                let conv = format!("shared-{cell}-c{clients}");
                 self.create_conversation(&conv).await?;
                 let url = self.bot_url(&format!("/conversations/{conv}/messages"));
                 (0..clients)
@@ -332,7 +344,7 @@ impl Setup {
                 let body = kv_value();
                 (0..clients)
                     .map(|i| Op::PutSeq {
-                        prefix: self.bot_url(&format!("/kv/put-c{clients}-t{i}-")),
+                        prefix: self.bot_url(&format!("/kv/put-{cell}-c{clients}-t{i}-")),
                         auth: key.clone(),
                         body: body.clone(),
                     })
@@ -403,9 +415,12 @@ impl Setup {
     async fn fill_kv(&self) -> Result<()> {
         let value = kv_value();
         for k in 0..KV_GET_KEYS {
-            self.put_raw(&format!("/v1/bots/{}/kv/get-{k:04}", self.bot), value.clone())
-                .await
-                .context("pre-populating kv-get keys")?;
+            self.put_raw(
+                &format!("/v1/bots/{}/kv/get-{k:04}", self.bot),
+                value.clone(),
+            )
+            .await
+            .context("pre-populating kv-get keys")?;
         }
         let url = self.bot_url("/kv/get-0000");
         let resp = self
@@ -418,7 +433,10 @@ impl Setup {
         let status = resp.status();
         let body = resp.bytes().await.with_context(|| format!("GET {url}"))?;
         if status != StatusCode::OK || body.as_ref() != value.as_slice() {
-            bail!("GET {url} answered {status} with {} bytes; expected the stored value", body.len());
+            bail!(
+                "GET {url} answered {status} with {} bytes; expected the stored value",
+                body.len()
+            );
         }
         Ok(())
     }
@@ -484,7 +502,10 @@ async fn client_task(op: Op, measure_from: Instant, end: Instant) -> Result<Task
             Ok((status, body)) => {
                 let text = String::from_utf8_lossy(&body);
                 let text: String = text.chars().take(300).collect();
-                st.error(format!("HTTP {}", status.as_u16()), format!("HTTP {status}: {text}"));
+                st.error(
+                    format!("HTTP {}", status.as_u16()),
+                    format!("HTTP {status}: {text}"),
+                );
             }
             Err(e) => {
                 let kind = if e.is_timeout() {
@@ -511,6 +532,43 @@ fn percentile_ms(sorted: &[u32], q: f64) -> f64 {
     f64::from(sorted[idx]) / 1000.0
 }
 
+/// CPU time (user + system) a process has used so far, from
+/// `/proc/<pid>/stat` (Linux; `None` elsewhere or when unreadable).
+fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the line, the 12th and 13th after it.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // USER_HZ is 100 on every Linux architecture this runs on.
+    Some((utime + stime) / 100.0)
+}
+
+/// Busy CPU time of the whole machine so far (all cores; user, nice,
+/// system, irq, softirq and steal), from `/proc/stat`.
+fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .map(|f| f.parse().ok())
+        .collect::<Option<Vec<f64>>>()?;
+    // user nice system idle iowait irq softirq steal ...
+    let busy = v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7)?;
+    Some(busy / 100.0)
+}
+
+/// Cores a process used between two samples `secs` apart.
+fn cores(before: Option<f64>, after: Option<f64>, secs: f64) -> Option<f64> {
+    Some((after? - before?) / secs)
+}
+
 /// Runs one cell: every op in its own task, `warmup` then `duration`.
 pub(crate) async fn run_cell(
     scenario: Scenario,
@@ -518,6 +576,7 @@ pub(crate) async fn run_cell(
     ops: Vec<Op>,
     warmup: Duration,
     duration: Duration,
+    server_pid: Option<u32>,
 ) -> Result<CellResult> {
     let t0 = Instant::now();
     let measure_from = t0 + warmup;
@@ -526,6 +585,24 @@ pub(crate) async fn run_cell(
         .into_iter()
         .map(|op| tokio::spawn(client_task(op, measure_from, end)))
         .collect();
+    // Sample CPU use over the measured window.
+    tokio::time::sleep_until(measure_from.into()).await;
+    let cpu0 = (cpu_seconds(server_pid), cpu_seconds(None), Instant::now());
+    let busy0 = machine_busy_seconds();
+    tokio::time::sleep_until(end.into()).await;
+    let cpu1 = (cpu_seconds(server_pid), cpu_seconds(None), Instant::now());
+    let busy1 = machine_busy_seconds();
+    let cpu_secs = cpu1.2.duration_since(cpu0.2).as_secs_f64().max(1e-9);
+    let server_cpu = if server_pid.is_some() {
+        cores(cpu0.0, cpu1.0, cpu_secs)
+    } else {
+        None
+    };
+    let loadgen_cpu = cores(cpu0.1, cpu1.1, cpu_secs);
+    let other_cpu = match (cores(busy0, busy1, cpu_secs), server_cpu, loadgen_cpu) {
+        (Some(all), Some(s), Some(l)) => Some((all - s - l).max(0.0)),
+        _ => None,
+    };
     let mut lat: Vec<u32> = Vec::new();
     let mut errors = 0;
     let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
@@ -565,6 +642,10 @@ pub(crate) async fn run_cell(
         p90_ms: percentile_ms(&lat, 0.90),
         p99_ms: percentile_ms(&lat, 0.99),
         max_ms: lat.last().map_or(0.0, |&u| f64::from(u) / 1000.0),
+        server_cpu,
+        loadgen_cpu,
+        other_cpu,
+        attempts: 1,
     })
 }
 
