@@ -166,11 +166,23 @@ impl SqliteDatabase {
         .await
         .map_err(|e| Error::internal("opening the database panicked").with_source(e))??;
 
+        let checkpointer = {
+            let c = Connection::open(path).map_err(|e| open_error(path, e))?;
+            configure(&c, opts).map_err(map_sqlite_error)?;
+            c
+        };
+        let (stop_checkpoints, stop_rx) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("strata-sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, stop_rx))
+            .map_err(|e| {
+                Error::internal("cannot start the SQLite checkpoint thread").with_source(e)
+            })?;
         let (tx, rx) = mpsc::channel::<Command>();
         let max_group = opts.max_group_commit.max(1);
         std::thread::Builder::new()
             .name("strata-sqlite-writer".into())
-            .spawn(move || writer_loop(writer, rx, max_group))
+            .spawn(move || writer_loop(writer, rx, max_group, stop_checkpoints))
             .map_err(|e| Error::internal("cannot start the SQLite writer thread").with_source(e))?;
         Ok(SqliteDatabase {
             inner: Arc::new(Inner {
@@ -298,7 +310,33 @@ fn run_in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<
     }
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Command>, max_group: usize) {
+/// How often the checkpoint thread copies committed WAL frames into the
+/// database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Checkpoints the WAL on its own connection, so the writer thread never
+/// spends its time copying pages into the database file. `PASSIVE` never
+/// blocks the writer or readers; the WAL restarts from its beginning once a
+/// checkpoint has caught up.
+fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>) {
+    loop {
+        match stop.recv_timeout(CHECKPOINT_EVERY) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Command>,
+    max_group: usize,
+    stop_checkpoints: mpsc::Sender<()>,
+) {
     let mut pending: Vec<WriteJob> = Vec::new();
     loop {
         let first = match rx.recv() {
@@ -321,6 +359,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Command>, max_group: usize) 
             commit_group(&conn, std::mem::take(&mut pending));
         }
         if let Some(done) = close {
+            let _ = stop_checkpoints.send(());
             let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
             drop(conn);
             let _ = done.send(());

@@ -709,28 +709,66 @@ impl ConversationStore for SqliteRecords {
         conv: &str,
         messages: &[NewMessage],
     ) -> Result<Vec<Appended>> {
-        let (bot, conv, messages) = (bot.clone(), conv.to_owned(), messages.to_vec());
+        // Everything that needs no database (ids, JSON) is prepared here,
+        // off the writer thread, which only runs the statements.
+        let now = now_ms();
+        let prepared: Vec<(Message, String)> = messages
+            .iter()
+            .map(|m| {
+                let metadata = m.metadata.clone().unwrap_or_else(empty_object);
+                let json = to_json(&metadata);
+                let message = Message {
+                    id: new_id(),
+                    conversation_id: conv.to_owned(),
+                    seq: 0,
+                    role: m.role,
+                    content: m.content.clone(),
+                    metadata,
+                    idempotency_key: m.idempotency_key.clone(),
+                    created_at: Timestamp::from_millis(now),
+                };
+                (message, json)
+            })
+            .collect();
+        let (bot, conv) = (bot.clone(), conv.to_owned());
         self.db
             .write(move |c| {
-                let now = now_ms();
-                // Runs on the single writer inside one savepoint: nothing can
-                // move `last_seq` between this read and the update below.
-                let last_seq: i64 = one(
+                let keyed = prepared.iter().any(|(m, _)| m.idempotency_key.is_some());
+                let mut out = Vec::with_capacity(prepared.len());
+                if !keyed {
+                    // The common case: claim n seqs in one statement.
+                    let n = prepared.len() as i64;
+                    let last: i64 = one(
+                        c,
+                        "UPDATE conversations SET last_seq = last_seq + ?1, updated_at = ?2 \
+                         WHERE bot_id = ?3 AND id = ?4 RETURNING last_seq",
+                        params![n, now, bot.as_str(), conv],
+                        |r| r.get(0),
+                    )?
+                    .ok_or_else(|| not_found("conversation", &conv))?;
+                    for (i, (mut message, json)) in prepared.into_iter().enumerate() {
+                        message.seq = last - n + 1 + i as i64;
+                        insert_message(c, &bot, &message, &json)?;
+                        out.push(Appended { message, replayed: false });
+                    }
+                    return Ok(out);
+                }
+                // With idempotency keys: look each key up first. This runs on
+                // the single writer inside one savepoint, so nothing can move
+                // `last_seq` between this read and the update below.
+                let mut seq: i64 = one(
                     c,
                     "SELECT last_seq FROM conversations WHERE bot_id = ?1 AND id = ?2",
                     params![bot.as_str(), conv],
                     |r| r.get(0),
                 )?
                 .ok_or_else(|| not_found("conversation", &conv))?;
-                let mut seq = last_seq;
-                let mut out = Vec::with_capacity(messages.len());
-                for m in messages {
-                    if let Some(key) = &m.idempotency_key {
+                for (mut message, json) in prepared {
+                    if let Some(key) = &message.idempotency_key {
                         let original = one(
                             c,
-                            &format!(
-                                "SELECT {MESSAGE_COLS} FROM messages WHERE bot_id = ?1 AND conversation_id = ?2 AND idempotency_key = ?3"
-                            ),
+                            "SELECT id, conversation_id, seq, role, content, metadata, idempotency_key, created_at \
+                             FROM messages WHERE bot_id = ?1 AND conversation_id = ?2 AND idempotency_key = ?3",
                             params![bot.as_str(), conv, key],
                             message_row,
                         )?;
@@ -740,32 +778,8 @@ impl ConversationStore for SqliteRecords {
                         }
                     }
                     seq += 1;
-                    let message = Message {
-                        id: new_id(),
-                        conversation_id: conv.clone(),
-                        seq,
-                        role: m.role,
-                        content: m.content,
-                        metadata: m.metadata.unwrap_or_else(empty_object),
-                        idempotency_key: m.idempotency_key,
-                        created_at: Timestamp::from_millis(now),
-                    };
-                    exec(
-                        c,
-                        "INSERT INTO messages (bot_id, conversation_id, seq, id, role, content, metadata, idempotency_key, created_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                        params![
-                            bot.as_str(),
-                            conv,
-                            seq,
-                            message.id,
-                            message.role.as_str(),
-                            message.content,
-                            to_json(&message.metadata),
-                            message.idempotency_key,
-                            now
-                        ],
-                    )?;
+                    message.seq = seq;
+                    insert_message(c, &bot, &message, &json)?;
                     out.push(Appended { message, replayed: false });
                 }
                 exec(
@@ -823,6 +837,26 @@ impl ConversationStore for SqliteRecords {
         }
         Ok((messages, more))
     }
+}
+
+fn insert_message(c: &Connection, bot: &BotId, m: &Message, metadata_json: &str) -> Result<()> {
+    exec(
+        c,
+        "INSERT INTO messages (bot_id, conversation_id, seq, id, role, content, metadata, idempotency_key, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            bot.as_str(),
+            m.conversation_id,
+            m.seq,
+            m.id,
+            m.role.as_str(),
+            m.content,
+            metadata_json,
+            m.idempotency_key,
+            m.created_at.as_millis()
+        ],
+    )?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------- presets, groups, tool logs
