@@ -5,9 +5,11 @@
 //! their layer crates (`strata-records`, `strata-kv`, …) and are opened by the
 //! facade crate `strata`.
 
+pub mod cache;
 pub mod error;
 pub mod kv;
 pub mod page;
+pub mod rate;
 pub mod records;
 pub mod time;
 pub mod types;

@@ -1,0 +1,174 @@
+//! [`ResilientCache`]: the layer that makes losing the cache cost speed,
+//! never a request.
+//!
+//! It wraps any [`CacheStore`] and never returns a backend failure: a read
+//! that fails is a miss, a write that fails is dropped, a rate-limit check
+//! that fails lets the request through. Every failure is logged (at most
+//! once a second) and counted, and every operation's outcome and latency go
+//! to the metrics that `/metrics` renders:
+//!
+//! - `strata_cache_operations_total{backend, op, result}` with `result` one
+//!   of `hit`, `miss`, `ok`, `error`;
+//! - `strata_cache_operation_seconds{backend, op}`.
+//!
+//! Invalid arguments are still errors: they are the caller's bug, not an
+//! outage.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use strata_core::cache::CacheStore;
+use strata_core::rate::{Rate, Throttle};
+use strata_core::{ErrorKind, Result, Timestamp};
+
+/// A cache that degrades instead of failing.
+#[derive(Debug, Clone)]
+pub struct ResilientCache {
+    inner: Arc<dyn CacheStore>,
+    last_log_ms: Arc<AtomicU64>,
+}
+
+impl ResilientCache {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn CacheStore>) -> Self {
+        ResilientCache {
+            inner,
+            last_log_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn record(&self, op: &'static str, result: &'static str, started: Instant) {
+        let backend = self.inner.backend();
+        metrics::counter!("strata_cache_operations_total", "backend" => backend, "op" => op, "result" => result)
+            .increment(1);
+        metrics::histogram!("strata_cache_operation_seconds", "backend" => backend, "op" => op)
+            .record(started.elapsed().as_secs_f64());
+    }
+
+    /// Logs a backend failure, at most once a second.
+    fn failed(&self, op: &'static str, e: &strata_core::Error, started: Instant) {
+        self.record(op, "error", started);
+        let now = Timestamp::now().as_millis().max(0) as u64;
+        let last = self.last_log_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 1000
+            && self
+                .last_log_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(backend = self.inner.backend(), op, error = %e, "cache unavailable; serving from the authoritative stores");
+        }
+    }
+}
+
+fn is_outage(e: &strata_core::Error) -> bool {
+    e.kind() != ErrorKind::InvalidInput
+}
+
+#[async_trait]
+impl CacheStore for ResilientCache {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    async fn get(&self, ns: &str, key: &str) -> Result<Option<Bytes>> {
+        let started = Instant::now();
+        match self.inner.get(ns, key).await {
+            Ok(Some(v)) => {
+                self.record("get", "hit", started);
+                Ok(Some(v))
+            }
+            Ok(None) => {
+                self.record("get", "miss", started);
+                Ok(None)
+            }
+            Err(e) if is_outage(&e) => {
+                self.failed("get", &e, started);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn set(&self, ns: &str, key: &str, value: Bytes, ttl: Duration) -> Result<()> {
+        let started = Instant::now();
+        match self.inner.set(ns, key, value, ttl).await {
+            Ok(()) => {
+                self.record("set", "ok", started);
+                Ok(())
+            }
+            Err(e) if is_outage(&e) => {
+                self.failed("set", &e, started);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete(&self, ns: &str, key: &str) -> Result<bool> {
+        let started = Instant::now();
+        match self.inner.delete(ns, key).await {
+            Ok(v) => {
+                self.record("delete", "ok", started);
+                Ok(v)
+            }
+            Err(e) if is_outage(&e) => {
+                self.failed("delete", &e, started);
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn incr(&self, ns: &str, key: &str, by: i64, ttl: Duration) -> Result<i64> {
+        // A counter has no safe default: an outage is reported to the caller.
+        let started = Instant::now();
+        let r = self.inner.incr(ns, key, by, ttl).await;
+        match &r {
+            Ok(_) => self.record("incr", "ok", started),
+            Err(e) if is_outage(e) => self.failed("incr", e, started),
+            Err(_) => {}
+        }
+        r
+    }
+
+    async fn delete_prefix(&self, ns: &str, prefix: &str) -> Result<u64> {
+        let started = Instant::now();
+        match self.inner.delete_prefix(ns, prefix).await {
+            Ok(n) => {
+                self.record("delete_prefix", "ok", started);
+                Ok(n)
+            }
+            Err(e) if is_outage(&e) => {
+                self.failed("delete_prefix", &e, started);
+                Ok(0)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn throttle(&self, ns: &str, key: &str, rate: Rate) -> Result<Throttle> {
+        let started = Instant::now();
+        match self.inner.throttle(ns, key, rate).await {
+            Ok(t) => {
+                self.record(
+                    "throttle",
+                    if t.allowed { "ok" } else { "limited" },
+                    started,
+                );
+                Ok(t)
+            }
+            Err(e) if is_outage(&e) => {
+                self.failed("throttle", &e, started);
+                Ok(Throttle::unchecked(&rate))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.inner.ping().await
+    }
+}

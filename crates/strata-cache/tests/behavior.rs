@@ -1,0 +1,176 @@
+//! Runs the behaviour suite against every cache backend: `MemoryCache`
+//! always, and `RedisCache` at `STRATA_TEST_REDIS_URL` (default
+//! `redis://127.0.0.1:6379/15`). The Redis test fails when Redis cannot be
+//! reached: a skipped backend must not look like a passing one.
+
+use std::sync::Arc;
+use strata_cache::{behavior, open_cache, MemoryCache, RedisCache};
+use strata_core::cache::CacheStore;
+use strata_core::ErrorKind;
+
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/15";
+
+fn redis_url() -> String {
+    match std::env::var("STRATA_TEST_REDIS_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => {
+            eprintln!(
+                "\n**********************************************************************\n\
+                 NOTE: STRATA_TEST_REDIS_URL is not set; the Redis cache suite uses\n\
+                 {DEFAULT_REDIS_URL} and FAILS if nothing answers there.\n\
+                 **********************************************************************\n"
+            );
+            DEFAULT_REDIS_URL.to_owned()
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_backend_passes_the_suite() {
+    let store: Arc<dyn CacheStore> = Arc::new(MemoryCache::new());
+    assert_eq!(store.backend(), "memory");
+    behavior::run_all(store.as_ref()).await;
+    behavior::concurrent_throttle_is_atomic(store.clone()).await;
+    behavior::concurrent_incr_is_atomic(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_backend_passes_the_suite() {
+    let url = redis_url();
+    let store: Arc<dyn CacheStore> = match RedisCache::connect(&url).await {
+        Ok(cache) => Arc::new(cache),
+        Err(e) => panic!("Redis at STRATA_TEST_REDIS_URL / default is unreachable: {e}"),
+    };
+    assert_eq!(store.backend(), "redis");
+    behavior::run_all(store.as_ref()).await;
+    behavior::concurrent_throttle_is_atomic(store.clone()).await;
+    behavior::concurrent_incr_is_atomic(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_cache_picks_the_backend_by_url() {
+    let memory = open_cache("memory://").await.expect("memory://");
+    assert_eq!(memory.backend(), "memory");
+
+    let url = redis_url();
+    let redis = open_cache(&url).await.expect("redis URL");
+    assert_eq!(redis.backend(), "redis");
+    if let Some(rest) = url.strip_prefix("redis://") {
+        let valkey = open_cache(&format!("valkey://{rest}"))
+            .await
+            .expect("valkey:// URL");
+        assert_eq!(valkey.backend(), "redis");
+        valkey.ping().await.expect("ping through valkey://");
+    }
+
+    let err = open_cache("ftp://example.invalid")
+        .await
+        .expect_err("unknown scheme");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(err.code(), "invalid_cache_url");
+}
+
+/// An unreachable server is `Unavailable` (retryable) at connect, and the
+/// message names the URL without its password.
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_redis_is_unavailable_without_the_password() {
+    let err = RedisCache::connect("redis://:hunter2@127.0.0.1:1/0")
+        .await
+        .expect_err("nothing listens on port 1");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.is_retryable());
+    let text = format!("{err} {err:?}");
+    assert!(text.contains("127.0.0.1:1"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+/// This build has no TLS support in the `redis` crate: `rediss://` is a
+/// clear configuration error (not a hang, not a leaked password).
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_urls_are_refused_without_tls_support() {
+    let err = open_cache("rediss://:hunter2@127.0.0.1:6380/0")
+        .await
+        .expect_err("no TLS support compiled in");
+    let text = format!("{err} {err:?}");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{text}");
+    assert_eq!(err.code(), "invalid_cache_url", "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+/// The resilient layer turns an outage into misses and unchecked limits,
+/// and still passes the suite over a healthy backend.
+#[tokio::test(flavor = "multi_thread")]
+async fn resilient_layer_degrades_instead_of_failing() {
+    use strata_cache::ResilientCache;
+    let healthy: Arc<dyn CacheStore> = Arc::new(ResilientCache::new(Arc::new(MemoryCache::new())));
+    behavior::run_all(healthy.as_ref()).await;
+
+    // A real Redis that goes away: every call still answers.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let mut server = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed to test the cache going away");
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let mut connected = None;
+    for _ in 0..100 {
+        if let Ok(c) = RedisCache::connect(&url).await {
+            connected = Some(c);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let down = connected.expect("the test redis-server started");
+    let probe = ResilientCache::new(Arc::new(down.clone()));
+    probe
+        .set(
+            "ns",
+            "k",
+            bytes::Bytes::from_static(b"v"),
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .expect("set");
+    assert_eq!(
+        probe.get("ns", "k").await.expect("get").as_deref(),
+        Some(&b"v"[..])
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    let cache = ResilientCache::new(Arc::new(down));
+    assert_eq!(
+        cache.get("ns", "k").await.expect("a miss, not an error"),
+        None
+    );
+    cache
+        .set(
+            "ns",
+            "k",
+            bytes::Bytes::from_static(b"v"),
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .expect("a dropped write, not an error");
+    let t = cache
+        .throttle("ns", "k", strata_core::rate::Rate::per_minute(1))
+        .await
+        .expect("an unchecked limit, not an error");
+    assert!(t.allowed);
+    assert!(
+        cache.get("ns", "").await.is_err(),
+        "invalid input is still an error"
+    );
+}
