@@ -33,9 +33,9 @@ use strata_core::{Error, Result};
 /// Keys handed to one `UNLINK` (and asked of one `SCAN` step).
 const SCAN_BATCH: usize = 500;
 /// How long one connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long one command may wait for its answer.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The Redis / Valkey cache backend (`redis://`, `rediss://`, `valkey://`).
 #[derive(Clone)]
@@ -70,9 +70,9 @@ impl RedisCache {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(CONNECT_TIMEOUT)
             .set_response_timeout(RESPONSE_TIMEOUT)
-            .set_number_of_retries(2)
-            .set_factor(100)
-            .set_max_delay(1_000);
+            .set_number_of_retries(1)
+            .set_factor(50)
+            .set_max_delay(200);
         let connection = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| {

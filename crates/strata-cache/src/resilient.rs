@@ -11,6 +11,11 @@
 //!   of `hit`, `miss`, `ok`, `error`;
 //! - `strata_cache_operation_seconds{backend, op}`.
 //!
+//! After a failure the backend is left alone for [`PAUSE_AFTER_FAILURE`]
+//! (every call is a miss at once), so an outage costs each request at most
+//! one round trip's timeout per pause, not one per call. The next call after
+//! the pause tries the backend again; its client reconnects by itself.
+//!
 //! Invalid arguments are still errors: they are the caller's bug, not an
 //! outage.
 
@@ -23,11 +28,15 @@ use strata_core::cache::CacheStore;
 use strata_core::rate::{Rate, Throttle};
 use strata_core::{ErrorKind, Result, Timestamp};
 
+/// How long the backend is bypassed after it failed.
+pub const PAUSE_AFTER_FAILURE: Duration = Duration::from_millis(500);
+
 /// A cache that degrades instead of failing.
 #[derive(Debug, Clone)]
 pub struct ResilientCache {
     inner: Arc<dyn CacheStore>,
     last_log_ms: Arc<AtomicU64>,
+    paused_until_ms: Arc<AtomicU64>,
 }
 
 impl ResilientCache {
@@ -36,7 +45,18 @@ impl ResilientCache {
         ResilientCache {
             inner,
             last_log_ms: Arc::new(AtomicU64::new(0)),
+            paused_until_ms: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    fn now_ms() -> u64 {
+        Timestamp::now().as_millis().max(0) as u64
+    }
+
+    /// An outage error when the backend is being left alone.
+    fn paused(&self) -> Option<strata_core::Error> {
+        (Self::now_ms() < self.paused_until_ms.load(Ordering::Relaxed))
+            .then(|| strata_core::Error::unavailable("cache paused after a failure"))
     }
 
     fn record(&self, op: &'static str, result: &'static str, started: Instant) {
@@ -50,7 +70,13 @@ impl ResilientCache {
     /// Logs a backend failure, at most once a second.
     fn failed(&self, op: &'static str, e: &strata_core::Error, started: Instant) {
         self.record(op, "error", started);
-        let now = Timestamp::now().as_millis().max(0) as u64;
+        let now = Self::now_ms();
+        if !e.message().starts_with("cache paused") {
+            self.paused_until_ms.store(
+                now + PAUSE_AFTER_FAILURE.as_millis() as u64,
+                Ordering::Relaxed,
+            );
+        }
         let last = self.last_log_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= 1000
             && self
@@ -74,8 +100,12 @@ impl CacheStore for ResilientCache {
     }
 
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Bytes>> {
+        strata_core::cache::validate_entry(ns, key)?;
         let started = Instant::now();
-        match self.inner.get(ns, key).await {
+        match match self.paused() {
+            Some(e) => Err(e),
+            None => self.inner.get(ns, key).await,
+        } {
             Ok(Some(v)) => {
                 self.record("get", "hit", started);
                 Ok(Some(v))
@@ -93,8 +123,12 @@ impl CacheStore for ResilientCache {
     }
 
     async fn set(&self, ns: &str, key: &str, value: Bytes, ttl: Duration) -> Result<()> {
+        strata_core::cache::validate_entry(ns, key)?;
         let started = Instant::now();
-        match self.inner.set(ns, key, value, ttl).await {
+        match match self.paused() {
+            Some(e) => Err(e),
+            None => self.inner.set(ns, key, value, ttl).await,
+        } {
             Ok(()) => {
                 self.record("set", "ok", started);
                 Ok(())
@@ -108,8 +142,12 @@ impl CacheStore for ResilientCache {
     }
 
     async fn delete(&self, ns: &str, key: &str) -> Result<bool> {
+        strata_core::cache::validate_entry(ns, key)?;
         let started = Instant::now();
-        match self.inner.delete(ns, key).await {
+        match match self.paused() {
+            Some(e) => Err(e),
+            None => self.inner.delete(ns, key).await,
+        } {
             Ok(v) => {
                 self.record("delete", "ok", started);
                 Ok(v)
@@ -123,9 +161,13 @@ impl CacheStore for ResilientCache {
     }
 
     async fn incr(&self, ns: &str, key: &str, by: i64, ttl: Duration) -> Result<i64> {
+        strata_core::cache::validate_entry(ns, key)?;
         // A counter has no safe default: an outage is reported to the caller.
         let started = Instant::now();
-        let r = self.inner.incr(ns, key, by, ttl).await;
+        let r = match self.paused() {
+            Some(e) => Err(e),
+            None => self.inner.incr(ns, key, by, ttl).await,
+        };
         match &r {
             Ok(_) => self.record("incr", "ok", started),
             Err(e) if is_outage(e) => self.failed("incr", e, started),
@@ -135,8 +177,13 @@ impl CacheStore for ResilientCache {
     }
 
     async fn delete_prefix(&self, ns: &str, prefix: &str) -> Result<u64> {
+        strata_core::cache::validate_namespace(ns)?;
+        strata_core::cache::validate_prefix(prefix)?;
         let started = Instant::now();
-        match self.inner.delete_prefix(ns, prefix).await {
+        match match self.paused() {
+            Some(e) => Err(e),
+            None => self.inner.delete_prefix(ns, prefix).await,
+        } {
             Ok(n) => {
                 self.record("delete_prefix", "ok", started);
                 Ok(n)
@@ -150,8 +197,12 @@ impl CacheStore for ResilientCache {
     }
 
     async fn throttle(&self, ns: &str, key: &str, rate: Rate) -> Result<Throttle> {
+        strata_core::cache::validate_entry(ns, key)?;
         let started = Instant::now();
-        match self.inner.throttle(ns, key, rate).await {
+        match match self.paused() {
+            Some(e) => Err(e),
+            None => self.inner.throttle(ns, key, rate).await,
+        } {
             Ok(t) => {
                 self.record(
                     "throttle",
@@ -169,6 +220,15 @@ impl CacheStore for ResilientCache {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.inner.ping().await
+        if let Some(e) = self.paused() {
+            return Err(e);
+        }
+        let started = Instant::now();
+        let r = self.inner.ping().await;
+        match &r {
+            Ok(()) => self.record("ping", "ok", started),
+            Err(e) => self.failed("ping", e, started),
+        }
+        r
     }
 }

@@ -108,8 +108,9 @@ fn bytes_rejection(rej: BytesRejection) -> Response {
 #[derive(Debug, Clone)]
 pub struct Caller(pub Principal);
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(token)
 }
@@ -121,9 +122,14 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        if let Some(crate::rate_limit::Authenticated(who)) =
+            parts.extensions.get::<crate::rate_limit::Authenticated>()
+        {
+            return Ok(Caller(who.clone()));
+        }
         state
             .strata
-            .authenticate(bearer(parts))
+            .authenticate(bearer_token(&parts.headers))
             .await
             .map(Caller)
             .map_err(|e| ApiError(e).into_response())

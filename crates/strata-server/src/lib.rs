@@ -8,6 +8,7 @@
 pub mod error;
 pub mod extract;
 mod metrics_layer;
+pub mod rate_limit;
 mod routes;
 
 use axum::extract::{DefaultBodyLimit, Request};
@@ -172,6 +173,10 @@ pub fn router(strata: Strata) -> Router {
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit,
+        ))
         .layer(axum::middleware::from_fn(metrics_layer::track))
         .with_state(state)
 }

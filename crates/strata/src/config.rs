@@ -17,8 +17,9 @@ use strata_records::Durability;
 
 /// Default request body limit: 10 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
-/// Default requests per minute per API key (enforced by the cache layer).
-pub const DEFAULT_RATE_LIMIT: u32 = 6000;
+/// Default requests per minute per API key and endpoint group (1000/s
+/// sustained, a full minute's worth as a burst).
+pub const DEFAULT_RATE_LIMIT: u32 = 60_000;
 /// Default idle lifetime of a session: 24 hours.
 pub const DEFAULT_SESSION_TTL_SECONDS: i64 = 24 * 3600;
 

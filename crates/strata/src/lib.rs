@@ -29,6 +29,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod limits;
 pub mod lock;
 mod scope;
 mod versions;
@@ -41,8 +42,10 @@ pub use config::{Config, ConfigBuilder, RecordsUrl, Secret};
 pub use scope::{
     ttl_from_seconds as scope_ttl, BotScope, KvBatchResult, MessagePage, MessageQuery,
 };
+pub use strata_core::cache::CacheStore;
 pub use strata_core::kv::{KvOp, KvOpOutcome, KvStats, KvStore};
 pub use strata_core::page::{Cursor, Page, PageRequest, DEFAULT_LIMIT, MAX_LIMIT};
+pub use strata_core::rate::{Rate, Throttle};
 pub use strata_core::records::RecordStore;
 pub use strata_core::types::*;
 pub use strata_core::{Error, ErrorKind, Result, Timestamp};
@@ -57,6 +60,9 @@ const ADMIN_KEY_META: &str = "admin_key_sha256";
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerHealth {
     pub layer: &'static str,
+    /// Whether the system is unready without this layer (the cache is not:
+    /// losing it costs speed, never data).
+    pub required: bool,
     pub backend: &'static str,
     pub ok: bool,
     pub latency_ms: f64,
@@ -77,6 +83,8 @@ struct Inner {
     admin_key_hash: Option<String>,
     sqlite: Option<SqliteDatabase>,
     versions: versions::HistoryVersions,
+    cache: Arc<dyn CacheStore>,
+    limits: limits::BotLimits,
 }
 
 /// What [`Strata::bootstrap_admin_key`] did.
@@ -124,6 +132,16 @@ impl Strata {
                 .with_code("invalid_config"));
             }
         };
+        let cache = strata_cache::open_cache(&config.cache_url)
+            .await
+            .map_err(|e| {
+                Error::new(
+                    e.kind(),
+                    format!("invalid setting STRATA_CACHE_URL: {}", e.message()),
+                )
+                .with_code("invalid_config")
+            })?;
+        let cache: Arc<dyn CacheStore> = Arc::new(strata_cache::ResilientCache::new(cache));
         let admin_key_hash = match &config.admin_key {
             Some(k) => Some(auth::hash_secret(k.expose())),
             None => records.get_meta(ADMIN_KEY_META).await?,
@@ -136,6 +154,8 @@ impl Strata {
                 admin_key_hash,
                 sqlite,
                 versions: Default::default(),
+                cache,
+                limits: Default::default(),
             }),
         })
     }
@@ -169,6 +189,8 @@ impl Strata {
             admin_key_hash: Some(stored),
             sqlite: self.inner.sqlite.clone(),
             versions: Default::default(),
+            cache: self.inner.cache.clone(),
+            limits: Default::default(),
         };
         Ok((
             Strata {
@@ -191,6 +213,11 @@ impl Strata {
     /// The kv layer.
     pub fn kv(&self) -> &Arc<dyn KvStore> {
         &self.inner.kv
+    }
+
+    /// The cache layer (already wrapped so that an outage degrades, never fails).
+    pub fn cache(&self) -> &Arc<dyn CacheStore> {
+        &self.inner.cache
     }
 
     /// Closes database pools (checkpointing SQLite's WAL).
@@ -301,9 +328,13 @@ impl Strata {
         let start = Instant::now();
         let kv = self.inner.kv.exists("_strata", "ready").await;
         let kv_ms = start.elapsed().as_secs_f64() * 1000.0;
+        let start = Instant::now();
+        let cache = self.inner.cache.ping().await;
+        let cache_ms = start.elapsed().as_secs_f64() * 1000.0;
         vec![
             LayerHealth {
                 layer: "records",
+                required: true,
                 backend: self.inner.records.backend(),
                 ok: records.is_ok(),
                 latency_ms: records_ms,
@@ -311,10 +342,21 @@ impl Strata {
             },
             LayerHealth {
                 layer: "kv",
+                required: true,
                 backend: self.inner.kv.backend(),
                 ok: kv.is_ok(),
                 latency_ms: kv_ms,
                 error: kv.err().map(|e| e.to_string()),
+            },
+            // The cache may be lost at any time without losing data, so a
+            // cache that does not answer degrades readiness but is reported.
+            LayerHealth {
+                layer: "cache",
+                required: false,
+                backend: self.inner.cache.backend(),
+                ok: cache.is_ok(),
+                latency_ms: cache_ms,
+                error: cache.err().map(|e| e.to_string()),
             },
         ]
     }

@@ -529,6 +529,7 @@ impl BotScope {
             Self::check_setting_name(name)?;
         }
         self.records().replace_config(&self.bot, &config).await?;
+        self.strata.forget_limits(&self.bot);
         self.audit(
             "config.replace",
             "config",
@@ -549,6 +550,7 @@ impl BotScope {
         self.records()
             .set_config_value(&self.bot, name, &value)
             .await?;
+        self.strata.forget_limits(&self.bot);
         self.audit("config.set", name, Value::Null).await;
         Ok(())
     }
@@ -556,6 +558,7 @@ impl BotScope {
     pub async fn delete_config_value(&self, name: &str) -> Result<()> {
         self.need(Role::Admin)?;
         self.records().delete_config_value(&self.bot, name).await?;
+        self.strata.forget_limits(&self.bot);
         self.audit("config.delete", name, Value::Null).await;
         Ok(())
     }

@@ -28,7 +28,8 @@ pub(crate) struct LayerStatus {
 
 #[derive(Serialize, ToSchema)]
 pub(crate) struct Readiness {
-    /// `ok` when every layer answers, else `degraded`.
+    /// `ok` when every layer answers; `degraded` when only the cache does
+    /// not (200: requests still succeed); `down` (503) when a store does not.
     status: String,
     layers: BTreeMap<String, LayerStatus>,
 }
@@ -48,8 +49,16 @@ pub(crate) async fn health() -> Json<Health> {
 pub(crate) async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let layers = state.strata.readiness().await;
     let all_ok = layers.iter().all(|l| l.ok);
+    let ready = layers.iter().all(|l| l.ok || !l.required);
     let body = Readiness {
-        status: if all_ok { "ok" } else { "degraded" }.into(),
+        status: if all_ok {
+            "ok"
+        } else if ready {
+            "degraded"
+        } else {
+            "down"
+        }
+        .into(),
         layers: layers
             .into_iter()
             .map(|l| {
@@ -65,7 +74,7 @@ pub(crate) async fn ready(State(state): State<AppState>) -> impl IntoResponse {
             })
             .collect(),
     };
-    let status = if all_ok {
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
