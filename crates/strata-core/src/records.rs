@@ -87,6 +87,8 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Session>;
     /// Revokes a session: it is never found again.
     async fn revoke_session(&self, bot: &BotId, id: &str) -> Result<()>;
+    /// The token hashes of every session of a user (revoked ones included).
+    async fn session_token_hashes(&self, bot: &BotId, user_id: &str) -> Result<Vec<String>>;
 }
 
 /// Conversations and their messages.

@@ -197,6 +197,9 @@ pub struct Session {
     pub created_at: Timestamp,
     pub last_seen_at: Timestamp,
     pub expires_at: Timestamp,
+    /// SHA-256 of the token (never serialised): how caches find the session.
+    #[serde(skip)]
+    pub token_hash: String,
 }
 
 /// Fields of a new session; the facade makes the token and passes its hash.

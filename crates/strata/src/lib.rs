@@ -32,6 +32,7 @@ pub mod config;
 pub mod limits;
 pub mod lock;
 mod scope;
+pub mod sessions;
 mod versions;
 
 use std::sync::Arc;
@@ -309,6 +310,8 @@ impl Strata {
         let deleted = self.inner.records.delete_bot(&id).await;
         self.inner.versions.bump_all();
         deleted?;
+        // Cached sessions, generations and rate buckets of the bot go too.
+        let _ = self.inner.cache.delete_prefix(id.as_str(), "").await;
         self.audit(
             who,
             Some(&id),

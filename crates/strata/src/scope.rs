@@ -209,7 +209,11 @@ impl BotScope {
     /// Deletes a user with their sessions, conversations and messages.
     pub async fn delete_user(&self, id: &str) -> Result<()> {
         self.need(Role::Writer)?;
+        let sessions = self.records().session_token_hashes(&self.bot, id).await?;
         let deleted = self.records().delete_user(&self.bot, id).await;
+        for hash in &sessions {
+            self.strata.session_changed(&self.bot, hash, true).await;
+        }
         self.strata.inner.versions.bump_all();
         deleted?;
         self.audit("user.delete", id, Value::Null).await;
@@ -226,7 +230,10 @@ impl BotScope {
         state: Option<Value>,
     ) -> Result<(Session, String)> {
         self.need(Role::Writer)?;
-        let ttl = ttl_seconds.unwrap_or(self.strata.inner.config.session_ttl_seconds);
+        let ttl = match ttl_seconds {
+            Some(t) => t,
+            None => self.default_session_ttl().await,
+        };
         if !(1..=MAX_SESSION_TTL_SECONDS).contains(&ttl) {
             return Err(Error::invalid(format!(
                 "ttl_seconds must be between 1 and {MAX_SESSION_TTL_SECONDS}"
@@ -256,9 +263,24 @@ impl BotScope {
         if token.is_empty() || token.len() > 256 {
             return Err(Error::invalid("token must be 1 to 256 characters"));
         }
-        self.records()
-            .resolve_session(&self.bot, &auth::hash_secret(token), Timestamp::now())
+        self.strata
+            .resolve_session_cached(&self.bot, &auth::hash_secret(token))
             .await
+    }
+
+    /// The bot's `session_ttl_seconds` setting, else `STRATA_SESSION_TTL_SECONDS`.
+    async fn default_session_ttl(&self) -> i64 {
+        match self
+            .records()
+            .get_config_value(&self.bot, "session_ttl_seconds")
+            .await
+        {
+            Ok(Value::Number(n)) => n.as_i64(),
+            Ok(Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        }
+        .filter(|t| (1..=MAX_SESSION_TTL_SECONDS).contains(t))
+        .unwrap_or(self.strata.inner.config.session_ttl_seconds)
     }
 
     pub async fn get_session(&self, id: &str) -> Result<Session> {
@@ -271,14 +293,29 @@ impl BotScope {
     pub async fn update_session_state(&self, id: &str, state: Value) -> Result<Session> {
         self.need(Role::Writer)?;
         check_object("state", &Some(state.clone()))?;
-        self.records()
+        let session = self
+            .records()
             .update_session_state(&self.bot, id, &state, Timestamp::now())
-            .await
+            .await?;
+        self.strata
+            .session_changed(&self.bot, &session.token_hash, false)
+            .await;
+        Ok(session)
     }
 
+    /// Revokes a session; its token stops resolving at once in every
+    /// process sharing the cache.
     pub async fn revoke_session(&self, id: &str) -> Result<()> {
         self.need(Role::Writer)?;
-        self.records().revoke_session(&self.bot, id).await
+        let session = self
+            .records()
+            .get_session(&self.bot, id, Timestamp::now())
+            .await?;
+        let revoked = self.records().revoke_session(&self.bot, id).await;
+        self.strata
+            .session_changed(&self.bot, &session.token_hash, true)
+            .await;
+        revoked
     }
 
     // ------------------------------------------------------------ conversations

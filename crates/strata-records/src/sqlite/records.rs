@@ -177,6 +177,7 @@ fn session_row(r: &Row) -> RowResult<Session> {
         created_at: ts(r, "created_at")?,
         last_seen_at: ts(r, "last_seen_at")?,
         expires_at: ts(r, "expires_at")?,
+        token_hash: r.get("token_hash")?,
     })
 }
 
@@ -614,6 +615,17 @@ impl SessionStore for SqliteRecords {
                 }
             })
             .await
+    }
+
+    async fn session_token_hashes(&self, bot: &BotId, user_id: &str) -> Result<Vec<String>> {
+        self.db.read(|c| {
+            all(
+                c,
+                "SELECT token_hash FROM sessions WHERE bot_id = ?1 AND user_id = ?2",
+                params![bot.as_str(), user_id],
+                |r| r.get(0),
+            )
+        })
     }
 }
 
