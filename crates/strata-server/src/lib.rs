@@ -35,6 +35,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Serialised history reads, valid while their version is current.
     pub history_cache: Arc<HistoryCache>,
+    /// `STRATA_HISTORY_CACHE_BYTES` > 0.
+    pub history_cache_on: bool,
 }
 
 /// Key: bot, conversation, the normalised query. Value: the history version
@@ -60,9 +62,6 @@ impl quick_cache::Weighter<(String, String, String), (strata::HistoryVersion, by
         (key.0.len() + key.1.len() + key.2.len() + val.1.len() + 64) as u64
     }
 }
-
-/// Bytes of serialised history responses kept in memory.
-const HISTORY_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -160,15 +159,17 @@ pub fn router(strata: Strata) -> Router {
     let (api, mut doc) = api_router().split_for_parts();
     add_problem_responses(&mut doc);
     let limit = usize::try_from(strata.config().max_body_bytes).unwrap_or(usize::MAX);
+    let history_bytes = strata.config().history_cache_bytes;
     let state = AppState {
         strata,
         openapi: Arc::new(serde_json::to_value(&doc).unwrap_or_default()),
         metrics: metrics_layer::handle(),
         history_cache: Arc::new(quick_cache::sync::Cache::with_weighter(
             16_384,
-            HISTORY_CACHE_BYTES,
+            history_bytes.max(1),
             BodyWeighter,
         )),
+        history_cache_on: history_bytes > 0,
     };
     api.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -20,6 +20,8 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
 /// Default requests per minute per API key and endpoint group (1000/s
 /// sustained, a full minute's worth as a burst).
 pub const DEFAULT_RATE_LIMIT: u32 = 60_000;
+/// Default size of the history cache: 64 MiB.
+pub const DEFAULT_HISTORY_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// Default idle lifetime of a session: 24 hours.
 pub const DEFAULT_SESSION_TTL_SECONDS: i64 = 24 * 3600;
 
@@ -102,6 +104,9 @@ pub struct Config {
     pub rate_limit: u32,
     /// Default idle lifetime of sessions (`STRATA_SESSION_TTL_SECONDS`).
     pub session_ttl_seconds: i64,
+    /// Bytes of serialised history reads kept in memory
+    /// (`STRATA_HISTORY_CACHE_BYTES`; 0 turns the history cache off).
+    pub history_cache_bytes: u64,
 }
 
 impl Config {
@@ -138,6 +143,7 @@ fn unreachable_default() -> Config {
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         rate_limit: DEFAULT_RATE_LIMIT,
         session_ttl_seconds: DEFAULT_SESSION_TTL_SECONDS,
+        history_cache_bytes: DEFAULT_HISTORY_CACHE_BYTES,
     }
 }
 
@@ -157,6 +163,7 @@ pub struct ConfigBuilder {
     max_body_bytes: Option<toml::Value>,
     rate_limit: Option<toml::Value>,
     session_ttl_seconds: Option<toml::Value>,
+    history_cache_bytes: Option<toml::Value>,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -203,6 +210,7 @@ impl ConfigBuilder {
         b.max_body_bytes = n("STRATA_MAX_BODY_BYTES").or(b.max_body_bytes);
         b.rate_limit = n("STRATA_RATE_LIMIT").or(b.rate_limit);
         b.session_ttl_seconds = n("STRATA_SESSION_TTL_SECONDS").or(b.session_ttl_seconds);
+        b.history_cache_bytes = n("STRATA_HISTORY_CACHE_BYTES").or(b.history_cache_bytes);
         Ok(b)
     }
 
@@ -317,7 +325,15 @@ impl ConfigBuilder {
             1,
             10 * 365 * 24 * 3600,
         )?;
+        let history_cache_bytes = int_setting(
+            "STRATA_HISTORY_CACHE_BYTES",
+            self.history_cache_bytes,
+            DEFAULT_HISTORY_CACHE_BYTES as i64,
+            0,
+            1 << 40,
+        )? as u64;
         Ok(Config {
+            history_cache_bytes,
             data_dir,
             listen,
             admin_key,
@@ -346,7 +362,12 @@ const STRING_KEYS: &[&str] = &[
     "vectors_url",
     "embedder",
 ];
-const NUMBER_KEYS: &[&str] = &["max_body_bytes", "rate_limit", "session_ttl_seconds"];
+const NUMBER_KEYS: &[&str] = &[
+    "max_body_bytes",
+    "rate_limit",
+    "session_ttl_seconds",
+    "history_cache_bytes",
+];
 
 /// Parses the file, naming the key of any unknown or mistyped setting.
 fn parse_file(path: &Path, text: &str) -> Result<ConfigBuilder> {

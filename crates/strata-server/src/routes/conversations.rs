@@ -300,7 +300,12 @@ pub(crate) async fn list_messages(
     // The version is taken before the read, so a cached body can only be
     // older than a write that has not been acknowledged yet.
     let version = scope.history_version(&conv);
-    if let Some((cached_version, body)) = state.history_cache.get(&key) {
+    let cached = if state.history_cache_on {
+        state.history_cache.get(&key)
+    } else {
+        None
+    };
+    if let Some((cached_version, body)) = cached {
         if cached_version == version {
             return Ok(json_body(body));
         }
@@ -323,7 +328,9 @@ pub(crate) async fn list_messages(
     })
     .map_err(|e| ApiError(strata::Error::from(e)))?;
     let body = bytes::Bytes::from(body);
-    state.history_cache.insert(key, (version, body.clone()));
+    if state.history_cache_on {
+        state.history_cache.insert(key, (version, body.clone()));
+    }
     Ok(json_body(body))
 }
 
