@@ -10,6 +10,7 @@
 //! errors (any non-2xx answer or transport failure), and can write the results
 //! as JSON and as a markdown report. `bench/http.sh` drives it end to end.
 
+mod cachebench;
 mod report;
 mod scenario;
 
@@ -49,6 +50,9 @@ enum Cmd {
     },
     /// Run the benchmark matrix (scenarios × client counts).
     Run(Box<RunArgs>),
+    /// Benchmark Strata's cache layer against peers (in-process caches,
+    /// redis-benchmark) and report end-to-end runs (see bench/cache.sh).
+    CacheBench(Box<cachebench::CacheArgs>),
 }
 
 /// Options of `strata-loadgen run`.
@@ -161,6 +165,7 @@ async fn main() {
         Cmd::FreePort => free_port(),
         Cmd::Wait { url, timeout_s } => wait_healthy(&url, timeout_s).await,
         Cmd::Run(args) => run(*args).await,
+        Cmd::CacheBench(args) => cachebench::run(*args).await,
     };
     match code {
         Ok(code) => std::process::exit(code),

@@ -534,7 +534,7 @@ fn percentile_ms(sorted: &[u32], q: f64) -> f64 {
 
 /// CPU time (user + system) a process has used so far, from
 /// `/proc/<pid>/stat` (Linux; `None` elsewhere or when unreadable).
-fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+pub(crate) fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     let path = match pid {
         Some(p) => format!("/proc/{p}/stat"),
         None => "/proc/self/stat".to_string(),
@@ -552,7 +552,7 @@ fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
 
 /// Busy CPU time of the whole machine so far (all cores; user, nice,
 /// system, irq, softirq and steal), from `/proc/stat`.
-fn machine_busy_seconds() -> Option<f64> {
+pub(crate) fn machine_busy_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().next()?.strip_prefix("cpu ")?;
     let v: Vec<f64> = line
