@@ -7,12 +7,14 @@
 
 pub mod cache;
 pub mod error;
+pub mod filter;
 pub mod kv;
 pub mod page;
 pub mod rate;
 pub mod records;
 pub mod time;
 pub mod types;
+pub mod vectors;
 
 pub use error::{Error, ErrorKind, Result};
 pub use page::{Cursor, Page, PageRequest};
