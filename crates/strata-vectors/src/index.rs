@@ -1,8 +1,40 @@
-//! One collection in memory (stub: the engine lands next).
+//! One collection in memory: vectors, the HNSW graph, ids, payloads, expiry,
+//! payload indexes — and the query planner.
+//!
+//! **Planner.** Without a filter, the graph answers. With one, the payload
+//! indexes turn it into a candidate bitmap whose size is the exact number of
+//! matches (or, for conditions no index answers, an estimate from a sample
+//! of payloads). At or below [`VectorIndex::full_scan_threshold`] candidates
+//! (10 MiB of vectors, like Qdrant's default) the candidates are scored
+//! exactly — recall 1.0, cost proportional to the matches. Above it the graph
+//! is searched with the filter applied during traversal: every node is a
+//! waypoint, only passing ones enter the result. Should a filtered graph
+//! search find fewer than `k` results while more exist, the exact scan runs
+//! instead, so recall never collapses under a restrictive filter.
+//!
+//! **Writes** ([`VectorIndex::upsert_batch`]) allocate slots under the write
+//! lock, link them into the graph under the *read* lock with several threads
+//! (searches keep running), then publish them (and retire replaced slots)
+//! under the write lock again. A replaced or deleted point's slot stays in
+//! the graph as a tombstone waypoint.
 
+use parking_lot::{Mutex, RwLock};
+use roaring::RoaringBitmap;
 use serde_json::Value;
+use std::cell::RefCell;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use strata_core::filter::Filter;
-use strata_core::vectors::{FieldType, HnswParams, Metric, PointId, Quantization};
+use strata_core::vectors::{FieldType, HnswParams, Metric, PointId, Quantization, ScoredPoint};
+use strata_core::{Error, Result};
+
+use crate::distance::{self, dot, l2_sq};
+use crate::hnsw::{Cand, Graph, Space};
+use crate::payload_index::PayloadIndexes;
+
+/// Vectors scored exactly when a filter matches at most this many bytes of them.
+pub const FULL_SCAN_BYTES: usize = 10 * 1024 * 1024;
 
 /// What an index is built for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,50 +55,1097 @@ pub struct IndexedPoint {
     pub expires_at: Option<i64>,
 }
 
-/// One collection's in-memory index.
-#[derive(Debug)]
-pub struct VectorIndex {}
+/// How a filtered search was answered (for tests and benchmarks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    Graph,
+    FilteredGraph,
+    ExactScan,
+}
 
-impl VectorIndex {
-    pub fn new(_cfg: IndexConfig) -> Self {
-        VectorIndex {}
+/// Vector storage, optionally quantized.
+#[derive(Debug)]
+enum Store {
+    F32(Vec<f32>),
+    F16(Vec<half::f16>),
+    I8 { codes: Vec<i8>, scales: Vec<f32> },
+}
+
+thread_local! {
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+impl Store {
+    fn new(q: Quantization) -> Self {
+        match q {
+            Quantization::None => Store::F32(Vec::new()),
+            Quantization::F16 => Store::F16(Vec::new()),
+            Quantization::I8 => Store::I8 {
+                codes: Vec::new(),
+                scales: Vec::new(),
+            },
+        }
     }
 
-    /// Inserts or replaces points, using up to `threads` threads.
-    pub fn upsert_batch(&self, _points: Vec<IndexedPoint>, _threads: usize) {}
+    fn reserve(&mut self, n: usize) {
+        match self {
+            Store::F32(v) => v.reserve_exact(n),
+            Store::F16(v) => v.reserve_exact(n),
+            Store::I8 { codes, scales } => {
+                codes.reserve(n);
+                scales.reserve(n);
+            }
+        }
+    }
+
+    fn push(&mut self, v: &[f32]) {
+        match self {
+            Store::F32(s) => s.extend_from_slice(v),
+            Store::F16(s) => s.extend(v.iter().map(|x| half::f16::from_f32(*x))),
+            Store::I8 { codes, scales } => {
+                let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+                let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+                codes.extend(
+                    v.iter()
+                        .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8),
+                );
+                scales.push(scale);
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Store::F32(v) => v.capacity() * 4,
+            Store::F16(v) => v.capacity() * 2,
+            Store::I8 { codes, scales } => codes.capacity() + scales.capacity() * 4,
+        }
+    }
+
+    /// Runs `f` on node `i`'s vector as f32 (decoding into `buf` if quantized).
+    #[inline]
+    fn with<R>(&self, dim: usize, i: u32, buf: &mut Vec<f32>, f: impl FnOnce(&[f32]) -> R) -> R {
+        let s = i as usize * dim;
+        match self {
+            Store::F32(v) => f(&v[s..s + dim]),
+            Store::F16(v) => {
+                buf.clear();
+                buf.extend(v[s..s + dim].iter().map(|x| x.to_f32()));
+                f(buf)
+            }
+            Store::I8 { codes, scales } => {
+                let sc = scales[i as usize];
+                buf.clear();
+                buf.extend(codes[s..s + dim].iter().map(|&c| c as f32 * sc));
+                f(buf)
+            }
+        }
+    }
+
+    #[inline]
+    fn prefetch(&self, dim: usize, i: u32) {
+        let s = i as usize * dim;
+        match self {
+            Store::F32(v) => distance::prefetch(&v[s..s + dim]),
+            Store::F16(v) => distance::prefetch(&v[s..s + dim]),
+            Store::I8 { codes, .. } => distance::prefetch(&codes[s..s + dim]),
+        }
+    }
+}
+
+#[inline]
+fn raw_dist(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
+    match metric {
+        Metric::Cosine | Metric::Dot => -dot(a, b),
+        Metric::Euclidean => l2_sq(a, b),
+    }
+}
+
+fn score_of(metric: Metric, dist: f32) -> f32 {
+    match metric {
+        Metric::Cosine | Metric::Dot => -dist,
+        Metric::Euclidean => dist.max(0.0).sqrt(),
+    }
+}
+
+struct NodeSpace<'a> {
+    store: &'a Store,
+    dim: usize,
+    metric: Metric,
+}
+
+impl Space for NodeSpace<'_> {
+    type Query = u32;
+    fn dist_query(&self, q: &u32, node: u32) -> f32 {
+        self.dist_nodes(*q, node)
+    }
+    fn dist_nodes(&self, a: u32, b: u32) -> f32 {
+        if let Store::F32(v) = self.store {
+            let (sa, sb) = (a as usize * self.dim, b as usize * self.dim);
+            return raw_dist(self.metric, &v[sa..sa + self.dim], &v[sb..sb + self.dim]);
+        }
+        SCRATCH.with(|s| {
+            let (x, y) = &mut *s.borrow_mut();
+            self.store.with(self.dim, a, x, |va| {
+                self.store
+                    .with(self.dim, b, y, |vb| raw_dist(self.metric, va, vb))
+            })
+        })
+    }
+    fn prefetch(&self, node: u32) {
+        self.store.prefetch(self.dim, node);
+    }
+}
+
+struct QuerySpace<'a> {
+    store: &'a Store,
+    dim: usize,
+    metric: Metric,
+}
+
+impl Space for QuerySpace<'_> {
+    type Query = [f32];
+    #[inline]
+    fn dist_query(&self, q: &[f32], node: u32) -> f32 {
+        if let Store::F32(v) = self.store {
+            let s = node as usize * self.dim;
+            return raw_dist(self.metric, q, &v[s..s + self.dim]);
+        }
+        SCRATCH.with(|s| {
+            let (x, _) = &mut *s.borrow_mut();
+            self.store
+                .with(self.dim, node, x, |v| raw_dist(self.metric, q, v))
+        })
+    }
+    fn dist_nodes(&self, _a: u32, _b: u32) -> f32 {
+        f32::INFINITY
+    }
+    #[inline]
+    fn prefetch(&self, node: u32) {
+        self.store.prefetch(self.dim, node);
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    graph: Graph,
+    store: Store,
+    ids: Vec<Option<PointId>>,
+    id_map: HashMap<PointId, u32>,
+    payloads: Vec<Option<Value>>,
+    ingested: Vec<i64>,
+    /// `i64::MAX`: never.
+    expires: Vec<i64>,
+    live: RoaringBitmap,
+    live_bits: Vec<u64>,
+    payload_idx: PayloadIndexes,
+    /// Live points with an expiry (0: skip the checks).
+    expiring: usize,
+}
+
+impl Inner {
+    #[inline]
+    fn is_live(&self, slot: u32) -> bool {
+        self.live_bits
+            .get(slot as usize / 64)
+            .is_some_and(|w| w & (1u64 << (slot % 64)) != 0)
+    }
+
+    #[inline]
+    fn alive(&self, slot: u32, now: i64) -> bool {
+        self.is_live(slot) && (self.expiring == 0 || self.expires[slot as usize] > now)
+    }
+
+    fn set_live(&mut self, slot: u32, on: bool) {
+        let w = slot as usize / 64;
+        if self.live_bits.len() <= w {
+            self.live_bits.resize(w + 1, 0);
+        }
+        if on {
+            self.live_bits[w] |= 1u64 << (slot % 64);
+            self.live.insert(slot);
+        } else {
+            self.live_bits[w] &= !(1u64 << (slot % 64));
+            self.live.remove(slot);
+        }
+    }
+
+    fn kill(&mut self, slot: u32) {
+        if !self.is_live(slot) {
+            return;
+        }
+        self.set_live(slot, false);
+        let payload = self.payloads[slot as usize].take();
+        self.payload_idx.remove(slot, payload.as_ref());
+        self.ids[slot as usize] = None;
+        if self.expires[slot as usize] != i64::MAX {
+            self.expiring = self.expiring.saturating_sub(1);
+        }
+    }
+}
+
+/// One collection's in-memory index.
+#[derive(Debug)]
+pub struct VectorIndex {
+    cfg: IndexConfig,
+    inner: RwLock<Inner>,
+    writer: Mutex<()>,
+}
+
+/// Bounded top-k of (dist, slot), worst on top.
+struct TopK {
+    k: usize,
+    heap: BinaryHeap<Cand>,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+        }
+    }
+    #[inline]
+    fn push(&mut self, c: Cand) {
+        if self.heap.len() < self.k {
+            self.heap.push(c);
+        } else if let Some(w) = self.heap.peek() {
+            if c < *w {
+                self.heap.pop();
+                self.heap.push(c);
+            }
+        }
+    }
+    fn into_sorted(self) -> Vec<Cand> {
+        self.heap.into_sorted_vec()
+    }
+}
+
+impl VectorIndex {
+    pub fn new(cfg: IndexConfig) -> Self {
+        VectorIndex {
+            cfg,
+            inner: RwLock::new(Inner {
+                graph: Graph::new(cfg.hnsw.m, cfg.hnsw.ef_construction),
+                store: Store::new(cfg.quantization),
+                ids: Vec::new(),
+                id_map: HashMap::new(),
+                payloads: Vec::new(),
+                ingested: Vec::new(),
+                expires: Vec::new(),
+                live: RoaringBitmap::new(),
+                live_bits: Vec::new(),
+                payload_idx: PayloadIndexes::new(),
+                expiring: 0,
+            }),
+            writer: Mutex::new(()),
+        }
+    }
+
+    pub fn config(&self) -> &IndexConfig {
+        &self.cfg
+    }
+
+    /// Candidates at or below which a filtered search scores them exactly.
+    pub fn full_scan_threshold(&self) -> usize {
+        (FULL_SCAN_BYTES / (self.cfg.dimension * 4)).max(256)
+    }
+
+    /// The vector as the index stores it (normalised under cosine).
+    fn prepare(&self, v: &[f32]) -> Vec<f32> {
+        if self.cfg.metric == Metric::Cosine {
+            let n = dot(v, v).sqrt();
+            if n > 0.0 {
+                return v.iter().map(|x| x / n).collect();
+            }
+        }
+        v.to_vec()
+    }
+
+    /// Inserts or replaces points, using up to `threads` threads. Vectors
+    /// must have been validated (dimension, finite).
+    pub fn upsert_batch(&self, points: Vec<IndexedPoint>, threads: usize) {
+        if points.is_empty() {
+            return;
+        }
+        let _w = self.writer.lock();
+        let dim = self.cfg.dimension;
+        let prepared: Vec<Vec<f32>> = points.iter().map(|p| self.prepare(&p.vector)).collect();
+        let first;
+        {
+            let mut g = self.inner.write();
+            let n = points.len();
+            g.graph.reserve(n);
+            g.store.reserve(n * dim);
+            first = g.graph.len() as u32;
+            let mut rng = rand::rng();
+            for (p, v) in points.iter().zip(&prepared) {
+                let level = g.graph.random_level(&mut rng);
+                g.graph.push_node(level);
+                g.store.push(v);
+                g.ids.push(None);
+                g.payloads.push(None);
+                g.ingested.push(p.ingested_at);
+                g.expires.push(p.expires_at.unwrap_or(i64::MAX));
+            }
+            let slots = g.graph.len();
+            let words = slots.div_ceil(64);
+            if g.live_bits.len() < words {
+                g.live_bits.resize(words, 0);
+            }
+        }
+        drop(prepared);
+        {
+            let g = self.inner.read();
+            let space = NodeSpace {
+                store: &g.store,
+                dim,
+                metric: self.cfg.metric,
+            };
+            let n = points.len();
+            let next = AtomicUsize::new(0);
+            let work = || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                g.graph.insert(&space, first + i as u32);
+            };
+            let threads = threads.clamp(1, 64).min(n.div_ceil(64).max(1));
+            if threads == 1 {
+                work();
+            } else {
+                std::thread::scope(|s| {
+                    for _ in 0..threads {
+                        s.spawn(work);
+                    }
+                });
+            }
+        }
+        let mut g = self.inner.write();
+        for (i, p) in points.into_iter().enumerate() {
+            let slot = first + i as u32;
+            if let Some(old) = g.id_map.insert(p.id.clone(), slot) {
+                g.kill(old);
+            }
+            g.payload_idx.insert(slot, p.payload.as_ref());
+            g.payloads[slot as usize] = p.payload;
+            g.ids[slot as usize] = Some(p.id);
+            if p.expires_at.is_some() {
+                g.expiring += 1;
+            }
+            g.set_live(slot, true);
+        }
+    }
 
     /// Removes points; returns how many existed.
-    pub fn delete(&self, _ids: &[PointId]) -> usize {
-        0
+    pub fn delete(&self, ids: &[PointId]) -> usize {
+        let _w = self.writer.lock();
+        let mut g = self.inner.write();
+        let mut n = 0;
+        for id in ids {
+            if let Some(slot) = g.id_map.remove(id) {
+                g.kill(slot);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// The best `k` live points for `query` passing `filter` at `now_ms`,
     /// best first, with their scores (see the metric).
     pub fn search(
         &self,
-        _query: &[f32],
-        _k: usize,
-        _ef: usize,
-        _filter: Option<&Filter>,
-        _now_ms: i64,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<&Filter>,
+        now_ms: i64,
     ) -> Vec<(PointId, f32)> {
-        Vec::new()
+        self.search_full(query, k, ef, filter, now_ms, None, false)
+            .0
+            .into_iter()
+            .map(|p| (p.id, p.score))
+            .collect()
     }
 
-    /// Declares a payload index.
-    pub fn create_field_index(&self, _field: &str, _ty: FieldType) {}
+    /// Search with everything the API offers; also says how it was answered.
+    #[allow(clippy::too_many_arguments)]
+    pub fn search_full(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<&Filter>,
+        now_ms: i64,
+        score_threshold: Option<f32>,
+        with_payload: bool,
+    ) -> (Vec<ScoredPoint>, Plan) {
+        if k == 0 || query.len() != self.cfg.dimension {
+            return (Vec::new(), Plan::Graph);
+        }
+        let q = self.prepare(query);
+        let g = self.inner.read();
+        let ef = ef.max(k);
+        let (found, plan) = self.plan_and_run(&g, &q, k, ef, filter, now_ms);
+        let metric = self.cfg.metric;
+        let out = found
+            .into_iter()
+            .take(k)
+            .filter_map(|c| {
+                let score = score_of(metric, c.dist);
+                if let Some(t) = score_threshold {
+                    let good = if metric.higher_is_better() {
+                        score >= t
+                    } else {
+                        score <= t
+                    };
+                    if !good {
+                        return None;
+                    }
+                }
+                let id = g.ids[c.node as usize].clone()?;
+                Some(ScoredPoint {
+                    id,
+                    score,
+                    payload: if with_payload {
+                        g.payloads[c.node as usize].clone()
+                    } else {
+                        None
+                    },
+                    vector: None,
+                })
+            })
+            .collect();
+        (out, plan)
+    }
 
-    /// Live points.
+    fn graph_search(
+        &self,
+        g: &Inner,
+        q: &[f32],
+        ef: usize,
+        accept: &mut dyn FnMut(u32) -> bool,
+    ) -> Vec<Cand> {
+        let space = QuerySpace {
+            store: &g.store,
+            dim: self.cfg.dimension,
+            metric: self.cfg.metric,
+        };
+        g.graph.search(&space, q, ef, accept)
+    }
+
+    fn exact(
+        &self,
+        g: &Inner,
+        q: &[f32],
+        k: usize,
+        slots: impl Iterator<Item = u32>,
+        pass: &mut dyn FnMut(u32) -> bool,
+    ) -> Vec<Cand> {
+        let space = QuerySpace {
+            store: &g.store,
+            dim: self.cfg.dimension,
+            metric: self.cfg.metric,
+        };
+        let mut top = TopK::new(k);
+        let mut slots = slots.peekable();
+        while let Some(s) = slots.next() {
+            if let Some(&n) = slots.peek() {
+                space.prefetch(n);
+            }
+            if pass(s) {
+                top.push(Cand {
+                    dist: space.dist_query(q, s),
+                    node: s,
+                });
+            }
+        }
+        top.into_sorted()
+    }
+
+    fn plan_and_run(
+        &self,
+        g: &Inner,
+        q: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<&Filter>,
+        now: i64,
+    ) -> (Vec<Cand>, Plan) {
+        let Some(f) = filter else {
+            let mut accept = |s: u32| g.alive(s, now);
+            let mut found = self.graph_search(g, q, ef, &mut accept);
+            if found.len() < k && (g.live.len() as usize) > found.len() {
+                // Tiny or heavily deleted graphs: make sure k are found.
+                found = self.exact(g, q, k, g.live.iter(), &mut accept);
+                return (found, Plan::ExactScan);
+            }
+            return (found, Plan::Graph);
+        };
+        let threshold = self.full_scan_threshold();
+        let matches = |s: u32| f.matches(g.payloads[s as usize].as_ref(), g.ingested[s as usize]);
+        match g.payload_idx.candidates(f, &g.live) {
+            Some(c) => {
+                let exact_set = c.exact;
+                let mut pass = |s: u32| g.alive(s, now) && (exact_set || matches(s));
+                if c.slots.len() as usize <= threshold {
+                    let found = self.exact(g, q, k, c.slots.iter(), &mut pass);
+                    return (found, Plan::ExactScan);
+                }
+                let mut bits = vec![0u64; g.graph.len().div_ceil(64)];
+                for s in c.slots.iter() {
+                    bits[s as usize / 64] |= 1 << (s % 64);
+                }
+                let mut accept = |s: u32| {
+                    bits.get(s as usize / 64)
+                        .is_some_and(|w| w & (1 << (s % 64)) != 0)
+                        && pass(s)
+                };
+                let found = self.graph_search(g, q, ef, &mut accept);
+                if found.len() < k {
+                    let mut pass = |s: u32| g.alive(s, now) && (exact_set || matches(s));
+                    return (
+                        self.exact(g, q, k, c.slots.iter(), &mut pass),
+                        Plan::ExactScan,
+                    );
+                }
+                (found, Plan::FilteredGraph)
+            }
+            None => {
+                // No index narrows it: estimate the selectivity from a sample.
+                let live = g.live.len();
+                let sample = live.min(512);
+                let step = (live / sample.max(1)).max(1);
+                let hits = (0..sample)
+                    .filter_map(|i| g.live.select((i * step) as u32))
+                    .filter(|&s| matches(s))
+                    .count() as u64;
+                let est = (hits * live).checked_div(sample).unwrap_or(0);
+                let mut pass = |s: u32| g.alive(s, now) && matches(s);
+                if est as usize <= threshold {
+                    return (
+                        self.exact(g, q, k, g.live.iter(), &mut pass),
+                        Plan::ExactScan,
+                    );
+                }
+                let found = self.graph_search(g, q, ef, &mut pass);
+                if found.len() < k {
+                    return (
+                        self.exact(g, q, k, g.live.iter(), &mut pass),
+                        Plan::ExactScan,
+                    );
+                }
+                (found, Plan::FilteredGraph)
+            }
+        }
+    }
+
+    /// Live, unexpired points passing `filter`.
+    pub fn count(&self, filter: Option<&Filter>, now: i64) -> u64 {
+        self.matching(filter, now).len() as u64
+    }
+
+    /// Ids of live, unexpired points passing `filter`.
+    pub fn matching_ids(&self, filter: Option<&Filter>, now: i64) -> Vec<PointId> {
+        let g = self.inner.read();
+        self.matching_in(&g, filter, now)
+            .into_iter()
+            .filter_map(|s| g.ids[s as usize].clone())
+            .collect()
+    }
+
+    fn matching(&self, filter: Option<&Filter>, now: i64) -> Vec<u32> {
+        let g = self.inner.read();
+        self.matching_in(&g, filter, now)
+    }
+
+    fn matching_in(&self, g: &Inner, filter: Option<&Filter>, now: i64) -> Vec<u32> {
+        let Some(f) = filter else {
+            return g.live.iter().filter(|&s| g.alive(s, now)).collect();
+        };
+        let matches = |s: u32| f.matches(g.payloads[s as usize].as_ref(), g.ingested[s as usize]);
+        match g.payload_idx.candidates(f, &g.live) {
+            Some(c) => c
+                .slots
+                .iter()
+                .filter(|&s| g.alive(s, now) && (c.exact || matches(s)))
+                .collect(),
+            None => g
+                .live
+                .iter()
+                .filter(|&s| g.alive(s, now) && matches(s))
+                .collect(),
+        }
+    }
+
+    /// Ids of live points whose TTL has passed.
+    pub fn expired_ids(&self, now: i64) -> Vec<PointId> {
+        let g = self.inner.read();
+        if g.expiring == 0 {
+            return Vec::new();
+        }
+        g.live
+            .iter()
+            .filter(|&s| g.expires[s as usize] <= now)
+            .filter_map(|s| g.ids[s as usize].clone())
+            .collect()
+    }
+
+    /// Whether `id` is live (unexpired at `now`).
+    pub fn contains(&self, id: &PointId, now: i64) -> bool {
+        let g = self.inner.read();
+        g.id_map.get(id).is_some_and(|&s| g.alive(s, now))
+    }
+
+    /// Declares a payload index (filled from the current points).
+    pub fn create_field_index(&self, field: &str, ty: FieldType) {
+        let _w = self.writer.lock();
+        let mut g = self.inner.write();
+        let Inner {
+            payload_idx,
+            payloads,
+            live,
+            ..
+        } = &mut *g;
+        payload_idx.add_field(
+            field,
+            ty,
+            live.iter().map(|s| (s, payloads[s as usize].as_ref())),
+        );
+    }
+
+    /// The declared payload indexes.
+    pub fn field_indexes(&self) -> Vec<(String, FieldType)> {
+        self.inner.read().payload_idx.fields()
+    }
+
+    /// Live points (expired ones included until purged).
     pub fn len(&self) -> usize {
-        0
+        self.inner.read().live.len() as usize
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Slots in the graph, tombstones included.
+    pub fn slots(&self) -> usize {
+        self.inner.read().graph.len()
+    }
+
     /// Bytes of memory the index holds (vectors, graph, ids, payloads).
     pub fn memory_bytes(&self) -> usize {
-        0
+        let g = self.inner.read();
+        let n = g.graph.len();
+        let m = g.graph.m();
+        let links = n * (2 * m + 1) * 4 + n * 24 + n * 2;
+        let payload: usize = g
+            .payloads
+            .iter()
+            .flatten()
+            .map(|p| p.to_string().len() * 2)
+            .sum();
+        g.store.bytes()
+            + links
+            + g.ids.capacity() * std::mem::size_of::<Option<PointId>>()
+            + g.id_map.capacity() * (std::mem::size_of::<PointId>() + 8)
+            + g.payloads.capacity() * std::mem::size_of::<Option<Value>>()
+            + payload
+            + n * 16
+            + g.live_bits.capacity() * 8
+    }
+
+    /// Writes the whole index (see [`VectorIndex::read_snapshot`]).
+    pub fn write_snapshot(&self, w: &mut impl Write, last_seq: u64) -> std::io::Result<()> {
+        let g = self.inner.read();
+        let c = &self.cfg;
+        w.write_all(SNAP_MAGIC)?;
+        put_u64(w, last_seq)?;
+        put_u64(w, c.dimension as u64)?;
+        w.write_all(&[metric_code(c.metric), quant_code(c.quantization)])?;
+        for x in [c.hnsw.m, c.hnsw.ef_construction, c.hnsw.ef_search] {
+            put_u64(w, x as u64)?;
+        }
+        let (levels, links0, upper, entry) = g.graph.export();
+        put_u64(w, levels.len() as u64)?;
+        w.write_all(&levels)?;
+        put_u32s(w, &links0)?;
+        put_u32s(w, &upper)?;
+        put_u64(w, entry.0 as u64)?;
+        w.write_all(&[entry.1])?;
+        match &g.store {
+            Store::F32(v) => {
+                let mut buf = Vec::with_capacity(v.len() * 4);
+                for x in v {
+                    buf.extend_from_slice(&x.to_le_bytes());
+                }
+                put_bytes(w, &buf)?;
+            }
+            Store::F16(v) => {
+                let mut buf = Vec::with_capacity(v.len() * 2);
+                for x in v {
+                    buf.extend_from_slice(&x.to_bits().to_le_bytes());
+                }
+                put_bytes(w, &buf)?;
+            }
+            Store::I8 { codes, scales } => {
+                let buf: Vec<u8> = codes.iter().map(|c| *c as u8).collect();
+                put_bytes(w, &buf)?;
+                let mut sb = Vec::with_capacity(scales.len() * 4);
+                for x in scales {
+                    sb.extend_from_slice(&x.to_le_bytes());
+                }
+                put_bytes(w, &sb)?;
+            }
+        }
+        let mut buf = Vec::with_capacity(g.ingested.len() * 16);
+        for x in g.ingested.iter().chain(g.expires.iter()) {
+            buf.extend_from_slice(&x.to_le_bytes());
+        }
+        put_bytes(w, &buf)?;
+        let mut lb = Vec::new();
+        g.live.serialize_into(&mut lb)?;
+        put_bytes(w, &lb)?;
+        let mut ids = Vec::new();
+        for id in &g.ids {
+            let k = id.as_ref().map(|i| i.storage_key()).unwrap_or_default();
+            ids.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            ids.extend_from_slice(k.as_bytes());
+        }
+        put_bytes(w, &ids)?;
+        let mut pl = Vec::new();
+        for p in &g.payloads {
+            let s = p.as_ref().map(|v| v.to_string()).unwrap_or_default();
+            pl.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            pl.extend_from_slice(s.as_bytes());
+        }
+        put_bytes(w, &pl)?;
+        let fields = g.payload_idx.fields();
+        put_u64(w, fields.len() as u64)?;
+        for (f, t) in fields {
+            put_bytes(w, f.as_bytes())?;
+            w.write_all(&[field_code(t)])?;
+        }
+        w.write_all(SNAP_END)?;
+        Ok(())
+    }
+
+    /// Reads a snapshot written for `cfg`; returns the index and the last
+    /// change it contains. Any mismatch or damage is an error (the caller
+    /// then rebuilds from the rows).
+    pub fn read_snapshot(bytes: &[u8], cfg: IndexConfig) -> Result<(VectorIndex, u64)> {
+        let bad = |what: &str| Error::internal(format!("index snapshot is damaged: {what}"));
+        let mut r = Reader { b: bytes, at: 0 };
+        if r.take(SNAP_MAGIC.len()).ok_or_else(|| bad("magic"))? != SNAP_MAGIC
+            || !bytes.ends_with(SNAP_END)
+        {
+            return Err(bad("magic"));
+        }
+        let last_seq = r.u64().ok_or_else(|| bad("header"))?;
+        let dim = r.u64().ok_or_else(|| bad("header"))? as usize;
+        let codes = r.take(2).ok_or_else(|| bad("header"))?;
+        let (m, efc, efs) = (
+            r.u64().ok_or_else(|| bad("header"))? as usize,
+            r.u64().ok_or_else(|| bad("header"))? as usize,
+            r.u64().ok_or_else(|| bad("header"))? as usize,
+        );
+        if dim != cfg.dimension
+            || codes[0] != metric_code(cfg.metric)
+            || codes[1] != quant_code(cfg.quantization)
+            || m != cfg.hnsw.m
+            || efc != cfg.hnsw.ef_construction
+        {
+            return Err(bad("made for another configuration"));
+        }
+        let _ = efs;
+        let n = r.u64().ok_or_else(|| bad("levels"))? as usize;
+        let levels = r.take(n).ok_or_else(|| bad("levels"))?.to_vec();
+        let links0 = r.u32s().ok_or_else(|| bad("links"))?;
+        let upper = r.u32s().ok_or_else(|| bad("links"))?;
+        let entry = (
+            r.u64().ok_or_else(|| bad("entry"))? as u32,
+            r.take(1).ok_or_else(|| bad("entry"))?[0],
+        );
+        let graph =
+            Graph::import(m, efc, levels, links0, upper, entry).ok_or_else(|| bad("graph"))?;
+        let store = match cfg.quantization {
+            Quantization::None => {
+                let b = r.bytes().ok_or_else(|| bad("vectors"))?;
+                Store::F32(
+                    b.chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect(),
+                )
+            }
+            Quantization::F16 => {
+                let b = r.bytes().ok_or_else(|| bad("vectors"))?;
+                Store::F16(
+                    b.chunks_exact(2)
+                        .map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])))
+                        .collect(),
+                )
+            }
+            Quantization::I8 => {
+                let b = r.bytes().ok_or_else(|| bad("vectors"))?;
+                let codes = b.iter().map(|x| *x as i8).collect();
+                let s = r.bytes().ok_or_else(|| bad("vectors"))?;
+                let scales = s
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                Store::I8 { codes, scales }
+            }
+        };
+        let stored = match &store {
+            Store::F32(v) => v.len(),
+            Store::F16(v) => v.len(),
+            Store::I8 { codes, .. } => codes.len(),
+        };
+        if stored != n * dim {
+            return Err(bad("vector count"));
+        }
+        let times = r.bytes().ok_or_else(|| bad("times"))?;
+        if times.len() != n * 16 {
+            return Err(bad("times"));
+        }
+        let t: Vec<i64> = times
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect();
+        let (ingested, expires) = (t[..n].to_vec(), t[n..].to_vec());
+        let live = RoaringBitmap::deserialize_from(r.bytes().ok_or_else(|| bad("live"))?)
+            .map_err(|_| bad("live"))?;
+        if live.max().is_some_and(|m| m as usize >= n) {
+            return Err(bad("live"));
+        }
+        let mut ids = Vec::with_capacity(n);
+        let mut id_map = HashMap::with_capacity(live.len() as usize);
+        let mut ir = Reader {
+            b: r.bytes().ok_or_else(|| bad("ids"))?,
+            at: 0,
+        };
+        for slot in 0..n as u32 {
+            let k = ir.bytes32().ok_or_else(|| bad("ids"))?;
+            if k.is_empty() {
+                ids.push(None);
+                continue;
+            }
+            let key = std::str::from_utf8(k).map_err(|_| bad("ids"))?;
+            let id = PointId::from_storage_key(key)?;
+            if live.contains(slot) {
+                id_map.insert(id.clone(), slot);
+            }
+            ids.push(Some(id));
+        }
+        let mut payloads = Vec::with_capacity(n);
+        let mut pr = Reader {
+            b: r.bytes().ok_or_else(|| bad("payloads"))?,
+            at: 0,
+        };
+        for _ in 0..n {
+            let p = pr.bytes32().ok_or_else(|| bad("payloads"))?;
+            payloads.push(if p.is_empty() {
+                None
+            } else {
+                Some(serde_json::from_slice(p).map_err(|_| bad("payloads"))?)
+            });
+        }
+        let nf = r.u64().ok_or_else(|| bad("fields"))?;
+        let mut payload_idx = PayloadIndexes::new();
+        for _ in 0..nf {
+            let f = std::str::from_utf8(r.bytes().ok_or_else(|| bad("fields"))?)
+                .map_err(|_| bad("fields"))?
+                .to_owned();
+            let t = field_from_code(r.take(1).ok_or_else(|| bad("fields"))?[0])
+                .ok_or_else(|| bad("fields"))?;
+            payload_idx.add_field(
+                &f,
+                t,
+                live.iter().map(|s| (s, payloads[s as usize].as_ref())),
+            );
+        }
+        let mut live_bits = vec![0u64; n.div_ceil(64)];
+        for s in live.iter() {
+            live_bits[s as usize / 64] |= 1 << (s % 64);
+        }
+        let expiring = live
+            .iter()
+            .filter(|&s| expires[s as usize] != i64::MAX)
+            .count();
+        let mut cfg = cfg;
+        cfg.hnsw.ef_search = cfg.hnsw.ef_search.max(1);
+        Ok((
+            VectorIndex {
+                cfg,
+                inner: RwLock::new(Inner {
+                    graph,
+                    store,
+                    ids,
+                    id_map,
+                    payloads,
+                    ingested,
+                    expires,
+                    live,
+                    live_bits,
+                    payload_idx,
+                    expiring,
+                }),
+                writer: Mutex::new(()),
+            },
+            last_seq,
+        ))
+    }
+}
+
+const SNAP_MAGIC: &[u8] = b"STRVIX01";
+const SNAP_END: &[u8] = b"STRVEND1";
+
+fn metric_code(m: Metric) -> u8 {
+    match m {
+        Metric::Cosine => 0,
+        Metric::Dot => 1,
+        Metric::Euclidean => 2,
+    }
+}
+fn quant_code(q: Quantization) -> u8 {
+    match q {
+        Quantization::None => 0,
+        Quantization::F16 => 1,
+        Quantization::I8 => 2,
+    }
+}
+fn field_code(t: FieldType) -> u8 {
+    match t {
+        FieldType::Keyword => 0,
+        FieldType::Integer => 1,
+        FieldType::Float => 2,
+        FieldType::Datetime => 3,
+        FieldType::Bool => 4,
+    }
+}
+fn field_from_code(c: u8) -> Option<FieldType> {
+    Some(match c {
+        0 => FieldType::Keyword,
+        1 => FieldType::Integer,
+        2 => FieldType::Float,
+        3 => FieldType::Datetime,
+        4 => FieldType::Bool,
+        _ => return None,
+    })
+}
+
+fn put_u64(w: &mut impl Write, x: u64) -> std::io::Result<()> {
+    w.write_all(&x.to_le_bytes())
+}
+fn put_bytes(w: &mut impl Write, b: &[u8]) -> std::io::Result<()> {
+    put_u64(w, b.len() as u64)?;
+    w.write_all(b)
+}
+fn put_u32s(w: &mut impl Write, v: &[u32]) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(v.len() * 4);
+    for x in v {
+        buf.extend_from_slice(&x.to_le_bytes());
+    }
+    put_bytes(w, &buf)
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(n)?;
+        let s = self.b.get(self.at..end)?;
+        self.at = end;
+        Some(s)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        let s = self.take(8)?;
+        Some(u64::from_le_bytes(s.try_into().ok()?))
+    }
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = usize::try_from(self.u64()?).ok()?;
+        self.take(n)
+    }
+    fn bytes32(&mut self) -> Option<&'a [u8]> {
+        let s = self.take(4)?;
+        let n = u32::from_le_bytes(s.try_into().ok()?) as usize;
+        self.take(n)
+    }
+    fn u32s(&mut self) -> Option<Vec<u32>> {
+        let b = self.bytes()?;
+        if b.len() % 4 != 0 {
+            return None;
+        }
+        Some(
+            b.chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::behavior::vector;
+
+    fn build(metric: Metric, n: u64, dim: usize, threads: usize) -> VectorIndex {
+        let idx = VectorIndex::new(IndexConfig {
+            dimension: dim,
+            metric,
+            hnsw: HnswParams::default(),
+            quantization: Quantization::None,
+        });
+        let pts = (0..n)
+            .map(|i| IndexedPoint {
+                id: PointId::Num(i),
+                vector: vector(i, dim),
+                payload: None,
+                ingested_at: 0,
+                expires_at: None,
+            })
+            .collect();
+        idx.upsert_batch(pts, threads);
+        idx
+    }
+
+    #[test]
+    fn a_wide_search_on_a_small_graph_is_exact() {
+        for metric in [Metric::Euclidean, Metric::Cosine, Metric::Dot] {
+            for threads in [1, 2] {
+                let idx = build(metric, 300, 16, threads);
+                let mut misses = 0;
+                for q in 0..300u64 {
+                    let v = vector(q + 1000, 16);
+                    let got: Vec<PointId> = idx
+                        .search(&v, 10, 300, None, 0)
+                        .into_iter()
+                        .map(|x| x.0)
+                        .collect();
+                    let g = idx.inner.read();
+                    let mut all: Vec<(f32, u32)> = (0..300u32)
+                        .map(|s| {
+                            let sp = QuerySpace {
+                                store: &g.store,
+                                dim: 16,
+                                metric,
+                            };
+                            (sp.dist_query(&v, s), s)
+                        })
+                        .collect();
+                    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    let want: Vec<PointId> =
+                        all[..10].iter().map(|x| PointId::Num(x.1 as u64)).collect();
+                    if got != want {
+                        misses += 1;
+                    }
+                }
+                assert_eq!(misses, 0, "{metric:?} threads {threads}");
+            }
+        }
     }
 }

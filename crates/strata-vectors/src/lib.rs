@@ -19,7 +19,6 @@ pub mod embedded;
 pub mod hnsw;
 pub mod index;
 pub mod payload_index;
-mod snapshot;
 
 pub use embedded::EmbeddedVectors;
 pub use index::{IndexConfig, IndexedPoint, VectorIndex};

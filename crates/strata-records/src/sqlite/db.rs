@@ -74,10 +74,16 @@ impl Default for SqliteOptions {
 }
 
 /// The migrations, in order; `user_version` counts how many are applied.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_foundation",
-    include_str!("../../migrations/0001_foundation.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_foundation",
+        include_str!("../../migrations/0001_foundation.sql"),
+    ),
+    (
+        "0002_vectors",
+        include_str!("../../migrations/0002_vectors.sql"),
+    ),
+];
 
 type Completion = Box<dyn FnOnce(Option<&str>) + Send>;
 type WriteJob = Box<dyn FnOnce(&Connection) -> Completion + Send>;
