@@ -11,10 +11,12 @@
 use std::sync::OnceLock;
 
 type Kernel = fn(&[f32], &[f32]) -> f32;
+type KernelI8 = fn(&[i8], &[i8]) -> i32;
 
 struct Kernels {
     dot: Kernel,
     l2: Kernel,
+    dot_i8: KernelI8,
     name: &'static str,
 }
 
@@ -23,19 +25,23 @@ fn kernels() -> &'static Kernels {
     K.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            let avx2 = std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma");
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+            {
                 return Kernels {
                     dot: x86::dot_avx512_safe,
                     l2: x86::l2_avx512_safe,
-                    name: "avx512f",
+                    dot_i8: x86::dot_i8_avx512_safe,
+                    name: "avx512f+bw",
                 };
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if avx2 {
                 return Kernels {
                     dot: x86::dot_avx2_safe,
                     l2: x86::l2_avx2_safe,
+                    dot_i8: x86::dot_i8_avx2_safe,
                     name: "avx2+fma",
                 };
             }
@@ -43,6 +49,7 @@ fn kernels() -> &'static Kernels {
         Kernels {
             dot: dot_portable,
             l2: l2_portable,
+            dot_i8: dot_i8_portable,
             name: "portable",
         }
     })
@@ -65,6 +72,30 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 pub fn l2_sq(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     (kernels().l2)(a, b)
+}
+
+/// Inner product of two i8 vectors, exact in i32 (dimension ≤ 65,536).
+#[inline]
+pub fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    debug_assert_eq!(a.len(), b.len());
+    (kernels().dot_i8)(a, b)
+}
+
+/// Portable i8 inner product.
+pub fn dot_i8_portable(a: &[i8], b: &[i8]) -> i32 {
+    let mut acc = [0i32; 16];
+    let mut ca = a.chunks_exact(16);
+    let mut cb = b.chunks_exact(16);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        for i in 0..16 {
+            acc[i] += x[i] as i32 * y[i] as i32;
+        }
+    }
+    let mut s: i32 = acc.iter().sum();
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        s += *x as i32 * *y as i32;
+    }
+    s
 }
 
 /// Hints the CPU to start loading the cache lines of `v` (a no-op elsewhere).
@@ -150,6 +181,69 @@ mod x86 {
     pub fn l2_avx2_safe(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: as above.
         unsafe { l2_avx2(a, b) }
+    }
+
+    pub fn dot_i8_avx512_safe(a: &[i8], b: &[i8]) -> i32 {
+        // SAFETY: only installed after checking avx512f and avx512bw.
+        unsafe { dot_i8_avx512(a, b) }
+    }
+    pub fn dot_i8_avx2_safe(a: &[i8], b: &[i8]) -> i32 {
+        // SAFETY: only installed after checking avx2.
+        unsafe { dot_i8_avx2(a, b) }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn dot_i8_avx512(a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut s0 = _mm512_setzero_si512();
+        let mut s1 = _mm512_setzero_si512();
+        let mut i = 0;
+        // SAFETY (loads): i + 64 <= n, resp. i + 32 <= n.
+        while i + 64 <= n {
+            let a0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(pa.add(i) as *const __m256i));
+            let b0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(pb.add(i) as *const __m256i));
+            let a1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(pa.add(i + 32) as *const __m256i));
+            let b1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(pb.add(i + 32) as *const __m256i));
+            s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(a0, b0));
+            s1 = _mm512_add_epi32(s1, _mm512_madd_epi16(a1, b1));
+            i += 64;
+        }
+        if i + 32 <= n {
+            let a0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(pa.add(i) as *const __m256i));
+            let b0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(pb.add(i) as *const __m256i));
+            s0 = _mm512_add_epi32(s0, _mm512_madd_epi16(a0, b0));
+            i += 32;
+        }
+        let mut s = _mm512_reduce_add_epi32(_mm512_add_epi32(s0, s1));
+        while i < n {
+            s += *pa.add(i) as i32 * *pb.add(i) as i32;
+            i += 1;
+        }
+        s
+    }
+
+    #[target_feature(enable = "avx2")]
+    unsafe fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut s0 = _mm256_setzero_si256();
+        let mut i = 0;
+        // SAFETY (loads): i + 16 <= n.
+        while i + 16 <= n {
+            let a0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pa.add(i) as *const __m128i));
+            let b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pb.add(i) as *const __m128i));
+            s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(a0, b0));
+            i += 16;
+        }
+        let mut lanes = [0i32; 8];
+        _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, s0);
+        let mut s: i32 = lanes.iter().sum();
+        while i < n {
+            s += *pa.add(i) as i32 * *pb.add(i) as i32;
+            i += 1;
+        }
+        s
     }
 
     #[target_feature(enable = "avx512f")]
@@ -305,6 +399,19 @@ mod tests {
                 (d - p).abs() <= 1e-3 * (1.0 + p.abs()),
                 "l2 n={n}: {d} vs {p}"
             );
+        }
+        for n in [0, 1, 15, 16, 31, 32, 63, 64, 65, 100, 384] {
+            let a: Vec<i8> = (0..n as i32)
+                .map(|i| (i * 37 + 11) % 255 - 127)
+                .map(|x| x as i8)
+                .collect();
+            let b: Vec<i8> = (0..n as i32)
+                .map(|i| (i * 91 + 5) % 255 - 127)
+                .map(|x| x as i8)
+                .collect();
+            let naive: i32 = a.iter().zip(&b).map(|(x, y)| *x as i32 * *y as i32).sum();
+            assert_eq!(dot_i8(&a, &b), naive, "n={n}");
+            assert_eq!(dot_i8_portable(&a, &b), naive, "n={n}");
         }
         let (a, b) = (vecs(384, 3), vecs(384, 5));
         let naive: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();

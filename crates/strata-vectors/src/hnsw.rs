@@ -272,8 +272,15 @@ impl Graph {
         Some(g)
     }
 
-    /// Links a node allocated with [`Graph::push_node`] into the graph.
-    pub fn insert<S: Space<Query = u32>>(&self, space: &S, node: u32) {
+    /// Links a node allocated with [`Graph::push_node`] into the graph:
+    /// candidates are found with `fast` (approximate) distances, re-scored
+    /// and selected with `space` (exact) ones.
+    pub fn insert<F: Space<Query = u32>, S: Space<Query = u32>>(
+        &self,
+        fast: &F,
+        space: &S,
+        node: u32,
+    ) {
         let level = self.levels[node as usize] as usize;
         let (mut ep, top) = {
             let mut e = self.entry.lock();
@@ -285,9 +292,9 @@ impl Graph {
         };
         let top = top as usize;
         let mut buf = Vec::new();
-        let mut ep_d = space.dist_query(&node, ep);
+        let mut ep_d = fast.dist_query(&node, ep);
         for layer in (level + 1..=top).rev() {
-            (ep, ep_d) = self.greedy(space, &node, ep, ep_d, layer, &mut buf);
+            (ep, ep_d) = self.greedy(fast, &node, ep, ep_d, layer, &mut buf);
         }
         let mut entry_points = vec![Cand {
             dist: ep_d,
@@ -300,7 +307,7 @@ impl Graph {
         let mut back: Vec<(usize, usize, Vec<Cand>)> = Vec::new();
         for layer in (0..=level.min(top)).rev() {
             let found = self.search_layer(
-                space,
+                fast,
                 &node,
                 &entry_points,
                 self.ef_construction,
@@ -308,8 +315,16 @@ impl Graph {
                 &mut |_| true,
                 Some(node),
             );
+            let mut rescored: Vec<Cand> = found
+                .iter()
+                .map(|c| Cand {
+                    dist: space.dist_nodes(node, c.node),
+                    node: c.node,
+                })
+                .collect();
+            rescored.sort_unstable();
             let max = if layer == 0 { self.m0 } else { self.m };
-            let chosen = self.select(space, &found, self.m);
+            let chosen = self.select(space, &rescored, self.m);
             {
                 let _g = self.locks[node as usize].lock();
                 let ids: Vec<u32> = chosen.iter().map(|c| c.node).collect();

@@ -63,92 +63,156 @@ pub enum Plan {
     ExactScan,
 }
 
-/// Vector storage, optionally quantized.
+/// Vector storage.
+///
+/// Every collection keeps 8-bit codes of its vectors (per-vector scale) for
+/// graph traversal: a quarter of the memory traffic of f32, which is what a
+/// search on a large collection waits for. Unquantized collections also keep
+/// the f32 vectors, and every result is re-scored with them, so scores are
+/// exact and recall is that of the f32 graph; `f16` keeps half-precision
+/// vectors for re-scoring instead, `i8` only the codes.
 #[derive(Debug)]
-enum Store {
-    F32(Vec<f32>),
-    F16(Vec<half::f16>),
-    I8 { codes: Vec<i8>, scales: Vec<f32> },
+struct Store {
+    kind: Quantization,
+    dim: usize,
+    f32s: Vec<f32>,
+    f16s: Vec<half::f16>,
+    codes: Vec<i8>,
+    scales: Vec<f32>,
+    /// Squared norms of the stored vectors (Euclidean traversal).
+    norms: Vec<f32>,
 }
 
 thread_local! {
     static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
+/// A vector quantized like the stored codes.
+#[derive(Debug, Clone)]
+struct Codes {
+    codes: Vec<i8>,
+    scale: f32,
+    norm: f32,
+}
+
+fn quantize(v: &[f32]) -> Codes {
+    let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+    Codes {
+        codes: v
+            .iter()
+            .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8)
+            .collect(),
+        scale,
+        norm: dot(v, v),
+    }
+}
+
 impl Store {
-    fn new(q: Quantization) -> Self {
-        match q {
-            Quantization::None => Store::F32(Vec::new()),
-            Quantization::F16 => Store::F16(Vec::new()),
-            Quantization::I8 => Store::I8 {
-                codes: Vec::new(),
-                scales: Vec::new(),
-            },
+    fn new(kind: Quantization, dim: usize) -> Self {
+        Store {
+            kind,
+            dim,
+            f32s: Vec::new(),
+            f16s: Vec::new(),
+            codes: Vec::new(),
+            scales: Vec::new(),
+            norms: Vec::new(),
         }
     }
 
     fn reserve(&mut self, n: usize) {
-        match self {
-            Store::F32(v) => v.reserve_exact(n),
-            Store::F16(v) => v.reserve_exact(n),
-            Store::I8 { codes, scales } => {
-                codes.reserve(n);
-                scales.reserve(n);
-            }
+        match self.kind {
+            Quantization::None => self.f32s.reserve_exact(n * self.dim),
+            Quantization::F16 => self.f16s.reserve_exact(n * self.dim),
+            Quantization::I8 => {}
         }
+        self.codes.reserve_exact(n * self.dim);
+        self.scales.reserve_exact(n);
+        self.norms.reserve_exact(n);
     }
 
     fn push(&mut self, v: &[f32]) {
-        match self {
-            Store::F32(s) => s.extend_from_slice(v),
-            Store::F16(s) => s.extend(v.iter().map(|x| half::f16::from_f32(*x))),
-            Store::I8 { codes, scales } => {
-                let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
-                let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
-                codes.extend(
-                    v.iter()
-                        .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8),
-                );
-                scales.push(scale);
-            }
+        match self.kind {
+            Quantization::None => self.f32s.extend_from_slice(v),
+            Quantization::F16 => self.f16s.extend(v.iter().map(|x| half::f16::from_f32(*x))),
+            Quantization::I8 => {}
         }
+        let c = quantize(v);
+        self.codes.extend_from_slice(&c.codes);
+        self.scales.push(c.scale);
+        self.norms.push(c.norm);
     }
 
     fn bytes(&self) -> usize {
-        match self {
-            Store::F32(v) => v.capacity() * 4,
-            Store::F16(v) => v.capacity() * 2,
-            Store::I8 { codes, scales } => codes.capacity() + scales.capacity() * 4,
-        }
-    }
-
-    /// Runs `f` on node `i`'s vector as f32 (decoding into `buf` if quantized).
-    #[inline]
-    fn with<R>(&self, dim: usize, i: u32, buf: &mut Vec<f32>, f: impl FnOnce(&[f32]) -> R) -> R {
-        let s = i as usize * dim;
-        match self {
-            Store::F32(v) => f(&v[s..s + dim]),
-            Store::F16(v) => {
-                buf.clear();
-                buf.extend(v[s..s + dim].iter().map(|x| x.to_f32()));
-                f(buf)
-            }
-            Store::I8 { codes, scales } => {
-                let sc = scales[i as usize];
-                buf.clear();
-                buf.extend(codes[s..s + dim].iter().map(|&c| c as f32 * sc));
-                f(buf)
-            }
-        }
+        self.f32s.capacity() * 4
+            + self.f16s.capacity() * 2
+            + self.codes.capacity()
+            + self.scales.capacity() * 4
+            + self.norms.capacity() * 4
     }
 
     #[inline]
-    fn prefetch(&self, dim: usize, i: u32) {
-        let s = i as usize * dim;
-        match self {
-            Store::F32(v) => distance::prefetch(&v[s..s + dim]),
-            Store::F16(v) => distance::prefetch(&v[s..s + dim]),
-            Store::I8 { codes, .. } => distance::prefetch(&codes[s..s + dim]),
+    fn code(&self, i: u32) -> &[i8] {
+        let s = i as usize * self.dim;
+        &self.codes[s..s + self.dim]
+    }
+
+    /// Runs `f` on node `i`'s best vector as f32 (decoding into `buf`).
+    #[inline]
+    fn with<R>(&self, i: u32, buf: &mut Vec<f32>, f: impl FnOnce(&[f32]) -> R) -> R {
+        let s = i as usize * self.dim;
+        match self.kind {
+            Quantization::None => f(&self.f32s[s..s + self.dim]),
+            Quantization::F16 => {
+                buf.clear();
+                buf.extend(self.f16s[s..s + self.dim].iter().map(|x| x.to_f32()));
+                f(buf)
+            }
+            Quantization::I8 => {
+                let sc = self.scales[i as usize];
+                buf.clear();
+                buf.extend(self.code(i).iter().map(|&c| c as f32 * sc));
+                f(buf)
+            }
+        }
+    }
+
+    /// Exact (best available) distance between a query and node `i`.
+    #[inline]
+    fn exact_query(&self, metric: Metric, q: &[f32], i: u32) -> f32 {
+        if self.kind == Quantization::None {
+            let s = i as usize * self.dim;
+            return raw_dist(metric, q, &self.f32s[s..s + self.dim]);
+        }
+        SCRATCH.with(|sc| {
+            let (x, _) = &mut *sc.borrow_mut();
+            self.with(i, x, |v| raw_dist(metric, q, v))
+        })
+    }
+
+    /// Approximate distance from the 8-bit codes.
+    #[inline]
+    fn approx(&self, metric: Metric, q: &Codes, i: u32) -> f32 {
+        let d = distance::dot_i8(&q.codes, self.code(i)) as f32 * q.scale * self.scales[i as usize];
+        match metric {
+            Metric::Cosine | Metric::Dot => -d,
+            Metric::Euclidean => (q.norm + self.norms[i as usize] - 2.0 * d).max(0.0),
+        }
+    }
+
+    #[inline]
+    fn prefetch_code(&self, i: u32) {
+        distance::prefetch(self.code(i));
+    }
+
+    #[inline]
+    fn prefetch_exact(&self, i: u32) {
+        let s = i as usize * self.dim;
+        match self.kind {
+            Quantization::None => distance::prefetch(&self.f32s[s..s + self.dim]),
+            Quantization::F16 => distance::prefetch(&self.f16s[s..s + self.dim]),
+            Quantization::I8 => self.prefetch_code(i),
         }
     }
 }
@@ -168,61 +232,53 @@ fn score_of(metric: Metric, dist: f32) -> f32 {
     }
 }
 
-struct NodeSpace<'a> {
+/// Traversal between stored nodes (inserts): approximate, from the codes.
+struct NodeCodeSpace<'a> {
     store: &'a Store,
-    dim: usize,
     metric: Metric,
 }
 
-impl Space for NodeSpace<'_> {
+impl Space for NodeCodeSpace<'_> {
     type Query = u32;
+    #[inline]
     fn dist_query(&self, q: &u32, node: u32) -> f32 {
         self.dist_nodes(*q, node)
     }
+    #[inline]
     fn dist_nodes(&self, a: u32, b: u32) -> f32 {
-        if let Store::F32(v) = self.store {
-            let (sa, sb) = (a as usize * self.dim, b as usize * self.dim);
-            return raw_dist(self.metric, &v[sa..sa + self.dim], &v[sb..sb + self.dim]);
+        let s = &self.store;
+        let d = distance::dot_i8(s.code(a), s.code(b)) as f32
+            * s.scales[a as usize]
+            * s.scales[b as usize];
+        match self.metric {
+            Metric::Cosine | Metric::Dot => -d,
+            Metric::Euclidean => (s.norms[a as usize] + s.norms[b as usize] - 2.0 * d).max(0.0),
         }
-        SCRATCH.with(|s| {
-            let (x, y) = &mut *s.borrow_mut();
-            self.store.with(self.dim, a, x, |va| {
-                self.store
-                    .with(self.dim, b, y, |vb| raw_dist(self.metric, va, vb))
-            })
-        })
     }
+    #[inline]
     fn prefetch(&self, node: u32) {
-        self.store.prefetch(self.dim, node);
+        self.store.prefetch_code(node);
     }
 }
 
-struct QuerySpace<'a> {
+/// Traversal for a query: approximate, from the codes.
+struct QueryCodeSpace<'a> {
     store: &'a Store,
-    dim: usize,
     metric: Metric,
 }
 
-impl Space for QuerySpace<'_> {
-    type Query = [f32];
+impl Space for QueryCodeSpace<'_> {
+    type Query = Codes;
     #[inline]
-    fn dist_query(&self, q: &[f32], node: u32) -> f32 {
-        if let Store::F32(v) = self.store {
-            let s = node as usize * self.dim;
-            return raw_dist(self.metric, q, &v[s..s + self.dim]);
-        }
-        SCRATCH.with(|s| {
-            let (x, _) = &mut *s.borrow_mut();
-            self.store
-                .with(self.dim, node, x, |v| raw_dist(self.metric, q, v))
-        })
+    fn dist_query(&self, q: &Codes, node: u32) -> f32 {
+        self.store.approx(self.metric, q, node)
     }
     fn dist_nodes(&self, _a: u32, _b: u32) -> f32 {
         f32::INFINITY
     }
     #[inline]
     fn prefetch(&self, node: u32) {
-        self.store.prefetch(self.dim, node);
+        self.store.prefetch_code(node);
     }
 }
 
@@ -327,7 +383,7 @@ impl VectorIndex {
             cfg,
             inner: RwLock::new(Inner {
                 graph: Graph::new(cfg.hnsw.m, cfg.hnsw.ef_construction),
-                store: Store::new(cfg.quantization),
+                store: Store::new(cfg.quantization, cfg.dimension),
                 ids: Vec::new(),
                 id_map: HashMap::new(),
                 payloads: Vec::new(),
@@ -369,14 +425,13 @@ impl VectorIndex {
             return;
         }
         let _w = self.writer.lock();
-        let dim = self.cfg.dimension;
         let prepared: Vec<Vec<f32>> = points.iter().map(|p| self.prepare(&p.vector)).collect();
         let first;
         {
             let mut g = self.inner.write();
             let n = points.len();
             g.graph.reserve(n);
-            g.store.reserve(n * dim);
+            g.store.reserve(n);
             first = g.graph.len() as u32;
             let mut rng = rand::rng();
             for (p, v) in points.iter().zip(&prepared) {
@@ -397,10 +452,10 @@ impl VectorIndex {
         drop(prepared);
         {
             let g = self.inner.read();
-            let space = NodeSpace {
+            let metric = self.cfg.metric;
+            let fast = NodeCodeSpace {
                 store: &g.store,
-                dim,
-                metric: self.cfg.metric,
+                metric,
             };
             let n = points.len();
             let next = AtomicUsize::new(0);
@@ -409,7 +464,7 @@ impl VectorIndex {
                 if i >= n {
                     break;
                 }
-                g.graph.insert(&space, first + i as u32);
+                g.graph.insert(&fast, &fast, first + i as u32);
             };
             let threads = threads.clamp(1, 64).min(n.div_ceil(64).max(1));
             if threads == 1 {
@@ -520,6 +575,7 @@ impl VectorIndex {
         (out, plan)
     }
 
+    /// Graph search on the codes, then the `ef` found re-scored exactly.
     fn graph_search(
         &self,
         g: &Inner,
@@ -527,12 +583,25 @@ impl VectorIndex {
         ef: usize,
         accept: &mut dyn FnMut(u32) -> bool,
     ) -> Vec<Cand> {
-        let space = QuerySpace {
+        let metric = self.cfg.metric;
+        let space = QueryCodeSpace {
             store: &g.store,
-            dim: self.cfg.dimension,
-            metric: self.cfg.metric,
+            metric,
         };
-        g.graph.search(&space, q, ef, accept)
+        let codes = quantize(q);
+        let found = g.graph.search(&space, &codes, ef, accept);
+        let mut out: Vec<Cand> = Vec::with_capacity(found.len());
+        for (i, c) in found.iter().enumerate() {
+            if let Some(n) = found.get(i + 1) {
+                g.store.prefetch_exact(n.node);
+            }
+            out.push(Cand {
+                dist: g.store.exact_query(metric, q, c.node),
+                node: c.node,
+            });
+        }
+        out.sort_unstable();
+        out
     }
 
     fn exact(
@@ -543,20 +612,16 @@ impl VectorIndex {
         slots: impl Iterator<Item = u32>,
         pass: &mut dyn FnMut(u32) -> bool,
     ) -> Vec<Cand> {
-        let space = QuerySpace {
-            store: &g.store,
-            dim: self.cfg.dimension,
-            metric: self.cfg.metric,
-        };
+        let metric = self.cfg.metric;
         let mut top = TopK::new(k);
         let mut slots = slots.peekable();
         while let Some(s) = slots.next() {
             if let Some(&n) = slots.peek() {
-                space.prefetch(n);
+                g.store.prefetch_exact(n);
             }
             if pass(s) {
                 top.push(Cand {
-                    dist: space.dist_query(q, s),
+                    dist: g.store.exact_query(metric, q, s),
                     node: s,
                 });
             }
@@ -774,31 +839,21 @@ impl VectorIndex {
         put_u32s(w, &upper)?;
         put_u64(w, entry.0 as u64)?;
         w.write_all(&[entry.1])?;
-        match &g.store {
-            Store::F32(v) => {
-                let mut buf = Vec::with_capacity(v.len() * 4);
-                for x in v {
-                    buf.extend_from_slice(&x.to_le_bytes());
-                }
-                put_bytes(w, &buf)?;
-            }
-            Store::F16(v) => {
-                let mut buf = Vec::with_capacity(v.len() * 2);
-                for x in v {
-                    buf.extend_from_slice(&x.to_bits().to_le_bytes());
-                }
-                put_bytes(w, &buf)?;
-            }
-            Store::I8 { codes, scales } => {
-                let buf: Vec<u8> = codes.iter().map(|c| *c as u8).collect();
-                put_bytes(w, &buf)?;
-                let mut sb = Vec::with_capacity(scales.len() * 4);
-                for x in scales {
-                    sb.extend_from_slice(&x.to_le_bytes());
-                }
-                put_bytes(w, &sb)?;
-            }
+        let st = &g.store;
+        let mut buf = Vec::with_capacity(st.f32s.len() * 4);
+        for x in &st.f32s {
+            buf.extend_from_slice(&x.to_le_bytes());
         }
+        put_bytes(w, &buf)?;
+        let mut buf = Vec::with_capacity(st.f16s.len() * 2);
+        for x in &st.f16s {
+            buf.extend_from_slice(&x.to_bits().to_le_bytes());
+        }
+        put_bytes(w, &buf)?;
+        let buf: Vec<u8> = st.codes.iter().map(|c| *c as u8).collect();
+        put_bytes(w, &buf)?;
+        put_f32s(w, &st.scales)?;
+        put_f32s(w, &st.norms)?;
         let mut buf = Vec::with_capacity(g.ingested.len() * 16);
         for x in g.ingested.iter().chain(g.expires.iter()) {
             buf.extend_from_slice(&x.to_le_bytes());
@@ -869,42 +924,38 @@ impl VectorIndex {
         );
         let graph =
             Graph::import(m, efc, levels, links0, upper, entry).ok_or_else(|| bad("graph"))?;
-        let store = match cfg.quantization {
-            Quantization::None => {
-                let b = r.bytes().ok_or_else(|| bad("vectors"))?;
-                Store::F32(
-                    b.chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect(),
-                )
-            }
-            Quantization::F16 => {
-                let b = r.bytes().ok_or_else(|| bad("vectors"))?;
-                Store::F16(
-                    b.chunks_exact(2)
-                        .map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])))
-                        .collect(),
-                )
-            }
-            Quantization::I8 => {
-                let b = r.bytes().ok_or_else(|| bad("vectors"))?;
-                let codes = b.iter().map(|x| *x as i8).collect();
-                let s = r.bytes().ok_or_else(|| bad("vectors"))?;
-                let scales = s
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect();
-                Store::I8 { codes, scales }
-            }
+        let f32s = f32s_of(r.bytes().ok_or_else(|| bad("vectors"))?);
+        let f16s = r
+            .bytes()
+            .ok_or_else(|| bad("vectors"))?
+            .chunks_exact(2)
+            .map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])))
+            .collect::<Vec<_>>();
+        let codes = r
+            .bytes()
+            .ok_or_else(|| bad("vectors"))?
+            .iter()
+            .map(|x| *x as i8)
+            .collect::<Vec<_>>();
+        let scales = f32s_of(r.bytes().ok_or_else(|| bad("vectors"))?);
+        let norms = f32s_of(r.bytes().ok_or_else(|| bad("vectors"))?);
+        let full = match cfg.quantization {
+            Quantization::None => f32s.len(),
+            Quantization::F16 => f16s.len(),
+            Quantization::I8 => codes.len(),
         };
-        let stored = match &store {
-            Store::F32(v) => v.len(),
-            Store::F16(v) => v.len(),
-            Store::I8 { codes, .. } => codes.len(),
-        };
-        if stored != n * dim {
+        if full != n * dim || codes.len() != n * dim || scales.len() != n || norms.len() != n {
             return Err(bad("vector count"));
         }
+        let store = Store {
+            kind: cfg.quantization,
+            dim,
+            f32s,
+            f16s,
+            codes,
+            scales,
+            norms,
+        };
         let times = r.bytes().ok_or_else(|| bad("times"))?;
         if times.len() != n * 16 {
             return Err(bad("times"));
@@ -998,7 +1049,7 @@ impl VectorIndex {
     }
 }
 
-const SNAP_MAGIC: &[u8] = b"STRVIX01";
+const SNAP_MAGIC: &[u8] = b"STRVIX02";
 const SNAP_END: &[u8] = b"STRVEND1";
 
 fn metric_code(m: Metric) -> u8 {
@@ -1042,6 +1093,20 @@ fn put_bytes(w: &mut impl Write, b: &[u8]) -> std::io::Result<()> {
     put_u64(w, b.len() as u64)?;
     w.write_all(b)
 }
+fn put_f32s(w: &mut impl Write, v: &[f32]) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(v.len() * 4);
+    for x in v {
+        buf.extend_from_slice(&x.to_le_bytes());
+    }
+    put_bytes(w, &buf)
+}
+
+fn f32s_of(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
 fn put_u32s(w: &mut impl Write, v: &[u32]) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(v.len() * 4);
     for x in v {
@@ -1128,14 +1193,7 @@ mod tests {
                         .collect();
                     let g = idx.inner.read();
                     let mut all: Vec<(f32, u32)> = (0..300u32)
-                        .map(|s| {
-                            let sp = QuerySpace {
-                                store: &g.store,
-                                dim: 16,
-                                metric,
-                            };
-                            (sp.dist_query(&v, s), s)
-                        })
+                        .map(|s| (g.store.exact_query(metric, &v, s), s))
                         .collect();
                     all.sort_by(|a, b| a.0.total_cmp(&b.0));
                     let want: Vec<PointId> =
