@@ -401,11 +401,11 @@ mod tests {
             );
         }
         for n in [0, 1, 15, 16, 31, 32, 63, 64, 65, 100, 384] {
-            let a: Vec<i8> = (0..n as i32)
+            let a: Vec<i8> = (0..n)
                 .map(|i| (i * 37 + 11) % 255 - 127)
                 .map(|x| x as i8)
                 .collect();
-            let b: Vec<i8> = (0..n as i32)
+            let b: Vec<i8> = (0..n)
                 .map(|i| (i * 91 + 5) % 255 - 127)
                 .map(|x| x as i8)
                 .collect();
