@@ -68,6 +68,18 @@ fn main() {
         t.elapsed().as_secs_f64(),
         idx.memory_bytes() as f64 / 1048576.0
     );
+    let t = Instant::now();
+    let mut f =
+        std::io::BufWriter::new(std::fs::File::create("/tmp/quick_ann.idx").expect("create"));
+    idx.write_snapshot(&mut f, 1).expect("write");
+    drop(f);
+    println!("snapshot write {:.3}s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let (idx2, _) =
+        VectorIndex::open_snapshot(std::path::Path::new("/tmp/quick_ann.idx"), *idx.config())
+            .expect("load");
+    println!("snapshot load {:.3}s", t.elapsed().as_secs_f64());
+    drop(idx2);
     for ef in [10, 12, 16, 24, 32, 64, 128] {
         let mut best = f64::MAX;
         let mut hits = 0;

@@ -278,8 +278,8 @@ impl EmbeddedVectors {
             quantization: spec.quantization,
         };
         let path = self.snapshot_path(id);
-        let loaded = match std::fs::read(&path) {
-            Ok(bytes) => match VectorIndex::read_snapshot(&bytes, cfg) {
+        let loaded = match crate::mmap::map(&path) {
+            Ok(map) => match VectorIndex::read_snapshot(&map, cfg) {
                 Ok(x) => Some(x),
                 Err(e) => {
                     tracing::warn!(collection = %name, error = %e, "index snapshot unusable; rebuilding from the rows");

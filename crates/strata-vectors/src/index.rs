@@ -63,6 +63,79 @@ pub enum Plan {
     ExactScan,
 }
 
+/// A column of plain values: a read-only mapped prefix (from a snapshot)
+/// followed by owned values appended since.
+#[derive(Debug)]
+struct Column<T: bytemuck::Pod> {
+    mapped: Option<(crate::mmap::Map, usize, usize)>,
+    mapped_len: usize,
+    owned: Vec<T>,
+}
+
+impl<T: bytemuck::Pod> Column<T> {
+    fn new() -> Self {
+        Column {
+            mapped: None,
+            mapped_len: 0,
+            owned: Vec::new(),
+        }
+    }
+
+    /// Maps `bytes` (offset and length inside `map`); copies them instead
+    /// if they are not aligned for `T`.
+    fn from_map(map: &crate::mmap::Map, offset: usize, bytes: usize) -> Option<Self> {
+        let raw = map.get(offset..offset.checked_add(bytes)?)?;
+        match bytemuck::try_cast_slice::<u8, T>(raw) {
+            Ok(v) => Some(Column {
+                mapped: Some((map.clone(), offset, bytes)),
+                mapped_len: v.len(),
+                owned: Vec::new(),
+            }),
+            Err(_) => Some(Column {
+                mapped: None,
+                mapped_len: 0,
+                owned: raw
+                    .chunks_exact(std::mem::size_of::<T>())
+                    .map(bytemuck::pod_read_unaligned)
+                    .collect(),
+            }),
+        }
+    }
+
+    #[inline]
+    fn mapped(&self) -> &[T] {
+        match &self.mapped {
+            Some((m, off, len)) => bytemuck::cast_slice(&m[*off..*off + *len]),
+            None => &[],
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.mapped_len + self.owned.len()
+    }
+
+    /// `len` values from `start`; never spans the mapped/owned boundary
+    /// because values are pushed a whole vector at a time.
+    #[inline]
+    fn slice(&self, start: usize, len: usize) -> &[T] {
+        if start < self.mapped_len {
+            &self.mapped()[start..start + len]
+        } else {
+            let s = start - self.mapped_len;
+            &self.owned[s..s + len]
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        (self.mapped_len + self.owned.capacity()) * std::mem::size_of::<T>()
+    }
+
+    fn write_to(&self, w: &mut impl Write) -> std::io::Result<()> {
+        w.write_all(bytemuck::cast_slice(self.mapped()))?;
+        w.write_all(bytemuck::cast_slice(&self.owned))
+    }
+}
+
 /// Vector storage.
 ///
 /// Every collection keeps 8-bit codes of its vectors (per-vector scale) for
@@ -75,9 +148,9 @@ pub enum Plan {
 struct Store {
     kind: Quantization,
     dim: usize,
-    f32s: Vec<f32>,
+    f32s: Column<f32>,
     f16s: Vec<half::f16>,
-    codes: Vec<i8>,
+    codes: Column<i8>,
     scales: Vec<f32>,
     /// Squared norms of the stored vectors (Euclidean traversal).
     norms: Vec<f32>,
@@ -113,9 +186,9 @@ impl Store {
         Store {
             kind,
             dim,
-            f32s: Vec::new(),
+            f32s: Column::new(),
             f16s: Vec::new(),
-            codes: Vec::new(),
+            codes: Column::new(),
             scales: Vec::new(),
             norms: Vec::new(),
         }
@@ -123,31 +196,31 @@ impl Store {
 
     fn reserve(&mut self, n: usize) {
         match self.kind {
-            Quantization::None => self.f32s.reserve_exact(n * self.dim),
+            Quantization::None => self.f32s.owned.reserve_exact(n * self.dim),
             Quantization::F16 => self.f16s.reserve_exact(n * self.dim),
             Quantization::I8 => {}
         }
-        self.codes.reserve_exact(n * self.dim);
+        self.codes.owned.reserve_exact(n * self.dim);
         self.scales.reserve_exact(n);
         self.norms.reserve_exact(n);
     }
 
     fn push(&mut self, v: &[f32]) {
         match self.kind {
-            Quantization::None => self.f32s.extend_from_slice(v),
+            Quantization::None => self.f32s.owned.extend_from_slice(v),
             Quantization::F16 => self.f16s.extend(v.iter().map(|x| half::f16::from_f32(*x))),
             Quantization::I8 => {}
         }
         let c = quantize(v);
-        self.codes.extend_from_slice(&c.codes);
+        self.codes.owned.extend_from_slice(&c.codes);
         self.scales.push(c.scale);
         self.norms.push(c.norm);
     }
 
     fn bytes(&self) -> usize {
-        self.f32s.capacity() * 4
+        self.f32s.bytes()
             + self.f16s.capacity() * 2
-            + self.codes.capacity()
+            + self.codes.bytes()
             + self.scales.capacity() * 4
             + self.norms.capacity() * 4
     }
@@ -155,7 +228,7 @@ impl Store {
     #[inline]
     fn code(&self, i: u32) -> &[i8] {
         let s = i as usize * self.dim;
-        &self.codes[s..s + self.dim]
+        self.codes.slice(s, self.dim)
     }
 
     /// Runs `f` on node `i`'s best vector as f32 (decoding into `buf`).
@@ -163,7 +236,7 @@ impl Store {
     fn with<R>(&self, i: u32, buf: &mut Vec<f32>, f: impl FnOnce(&[f32]) -> R) -> R {
         let s = i as usize * self.dim;
         match self.kind {
-            Quantization::None => f(&self.f32s[s..s + self.dim]),
+            Quantization::None => f(self.f32s.slice(s, self.dim)),
             Quantization::F16 => {
                 buf.clear();
                 buf.extend(self.f16s[s..s + self.dim].iter().map(|x| x.to_f32()));
@@ -183,7 +256,7 @@ impl Store {
     fn exact_query(&self, metric: Metric, q: &[f32], i: u32) -> f32 {
         if self.kind == Quantization::None {
             let s = i as usize * self.dim;
-            return raw_dist(metric, q, &self.f32s[s..s + self.dim]);
+            return raw_dist(metric, q, self.f32s.slice(s, self.dim));
         }
         SCRATCH.with(|sc| {
             let (x, _) = &mut *sc.borrow_mut();
@@ -210,7 +283,7 @@ impl Store {
     fn prefetch_exact(&self, i: u32) {
         let s = i as usize * self.dim;
         match self.kind {
-            Quantization::None => distance::prefetch(&self.f32s[s..s + self.dim]),
+            Quantization::None => distance::prefetch(self.f32s.slice(s, self.dim)),
             Quantization::F16 => distance::prefetch(&self.f16s[s..s + self.dim]),
             Quantization::I8 => self.prefetch_code(i),
         }
@@ -823,6 +896,14 @@ impl VectorIndex {
 
     /// Writes the whole index (see [`VectorIndex::read_snapshot`]).
     pub fn write_snapshot(&self, w: &mut impl Write, last_seq: u64) -> std::io::Result<()> {
+        if cfg!(target_endian = "big") {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "index snapshots are little-endian; this machine rebuilds at start instead",
+            ));
+        }
+        let mut w = Counting { w, pos: 0 };
+        let w = &mut w;
         let g = self.inner.read();
         let c = &self.cfg;
         w.write_all(SNAP_MAGIC)?;
@@ -840,18 +921,13 @@ impl VectorIndex {
         put_u64(w, entry.0 as u64)?;
         w.write_all(&[entry.1])?;
         let st = &g.store;
-        let mut buf = Vec::with_capacity(st.f32s.len() * 4);
-        for x in &st.f32s {
-            buf.extend_from_slice(&x.to_le_bytes());
-        }
-        put_bytes(w, &buf)?;
+        put_aligned(w, (st.f32s.len() * 4) as u64, |w| st.f32s.write_to(w))?;
         let mut buf = Vec::with_capacity(st.f16s.len() * 2);
         for x in &st.f16s {
             buf.extend_from_slice(&x.to_bits().to_le_bytes());
         }
         put_bytes(w, &buf)?;
-        let buf: Vec<u8> = st.codes.iter().map(|c| *c as u8).collect();
-        put_bytes(w, &buf)?;
+        put_aligned(w, st.codes.len() as u64, |w| st.codes.write_to(w))?;
         put_f32s(w, &st.scales)?;
         put_f32s(w, &st.norms)?;
         let mut buf = Vec::with_capacity(g.ingested.len() * 16);
@@ -886,10 +962,19 @@ impl VectorIndex {
         Ok(())
     }
 
+    /// Maps a snapshot file and reads it (see [`VectorIndex::read_snapshot`]).
+    pub fn open_snapshot(path: &std::path::Path, cfg: IndexConfig) -> Result<(VectorIndex, u64)> {
+        let map = crate::mmap::map(path).map_err(|e| {
+            Error::unavailable(format!("cannot map {}", path.display())).with_source(e)
+        })?;
+        Self::read_snapshot(&map, cfg)
+    }
+
     /// Reads a snapshot written for `cfg`; returns the index and the last
     /// change it contains. Any mismatch or damage is an error (the caller
     /// then rebuilds from the rows).
-    pub fn read_snapshot(bytes: &[u8], cfg: IndexConfig) -> Result<(VectorIndex, u64)> {
+    pub fn read_snapshot(map: &crate::mmap::Map, cfg: IndexConfig) -> Result<(VectorIndex, u64)> {
+        let bytes: &[u8] = map;
         let bad = |what: &str| Error::internal(format!("index snapshot is damaged: {what}"));
         let mut r = Reader { b: bytes, at: 0 };
         if r.take(SNAP_MAGIC.len()).ok_or_else(|| bad("magic"))? != SNAP_MAGIC
@@ -924,19 +1009,16 @@ impl VectorIndex {
         );
         let graph =
             Graph::import(m, efc, levels, links0, upper, entry).ok_or_else(|| bad("graph"))?;
-        let f32s = f32s_of(r.bytes().ok_or_else(|| bad("vectors"))?);
+        let (off, len) = r.aligned().ok_or_else(|| bad("vectors"))?;
+        let f32s = Column::<f32>::from_map(&map, off, len).ok_or_else(|| bad("vectors"))?;
         let f16s = r
             .bytes()
             .ok_or_else(|| bad("vectors"))?
             .chunks_exact(2)
             .map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])))
             .collect::<Vec<_>>();
-        let codes = r
-            .bytes()
-            .ok_or_else(|| bad("vectors"))?
-            .iter()
-            .map(|x| *x as i8)
-            .collect::<Vec<_>>();
+        let (off, len) = r.aligned().ok_or_else(|| bad("vectors"))?;
+        let codes = Column::<i8>::from_map(&map, off, len).ok_or_else(|| bad("vectors"))?;
         let scales = f32s_of(r.bytes().ok_or_else(|| bad("vectors"))?);
         let norms = f32s_of(r.bytes().ok_or_else(|| bad("vectors"))?);
         let full = match cfg.quantization {
@@ -1049,7 +1131,7 @@ impl VectorIndex {
     }
 }
 
-const SNAP_MAGIC: &[u8] = b"STRVIX02";
+const SNAP_MAGIC: &[u8] = b"STRVIX03";
 const SNAP_END: &[u8] = b"STRVEND1";
 
 fn metric_code(m: Metric) -> u8 {
@@ -1115,6 +1197,42 @@ fn put_u32s(w: &mut impl Write, v: &[u32]) -> std::io::Result<()> {
     put_bytes(w, &buf)
 }
 
+/// A writer that knows its position (for aligned sections).
+struct Counting<'a, W: Write> {
+    w: &'a mut W,
+    pos: u64,
+}
+
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.w.write(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
+}
+
+/// A section whose data starts on a 64-byte boundary of the file, so it can
+/// be used in place from a memory map: `[pad len][pad][data len][data]`.
+fn put_aligned<W: Write>(
+    w: &mut Counting<'_, W>,
+    len: u64,
+    data: impl FnOnce(&mut Counting<'_, W>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let pad = (64 - (w.pos + 16) % 64) % 64;
+    put_u64(w, pad)?;
+    w.write_all(&vec![0u8; pad as usize])?;
+    put_u64(w, len)?;
+    let start = w.pos;
+    data(w)?;
+    if w.pos - start != len {
+        return Err(std::io::Error::other("section length mismatch"));
+    }
+    Ok(())
+}
+
 struct Reader<'a> {
     b: &'a [u8],
     at: usize,
@@ -1134,6 +1252,15 @@ impl<'a> Reader<'a> {
     fn bytes(&mut self) -> Option<&'a [u8]> {
         let n = usize::try_from(self.u64()?).ok()?;
         self.take(n)
+    }
+    /// An aligned section: its offset and length.
+    fn aligned(&mut self) -> Option<(usize, usize)> {
+        let pad = usize::try_from(self.u64()?).ok()?;
+        self.take(pad)?;
+        let n = usize::try_from(self.u64()?).ok()?;
+        let at = self.at;
+        self.take(n)?;
+        Some((at, n))
     }
     fn bytes32(&mut self) -> Option<&'a [u8]> {
         let s = self.take(4)?;

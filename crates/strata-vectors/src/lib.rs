@@ -18,6 +18,7 @@ pub mod distance;
 pub mod embedded;
 pub mod hnsw;
 pub mod index;
+mod mmap;
 pub mod payload_index;
 
 pub use embedded::EmbeddedVectors;
