@@ -1010,7 +1010,7 @@ impl VectorIndex {
         let graph =
             Graph::import(m, efc, levels, links0, upper, entry).ok_or_else(|| bad("graph"))?;
         let (off, len) = r.aligned().ok_or_else(|| bad("vectors"))?;
-        let f32s = Column::<f32>::from_map(&map, off, len).ok_or_else(|| bad("vectors"))?;
+        let f32s = Column::<f32>::from_map(map, off, len).ok_or_else(|| bad("vectors"))?;
         let f16s = r
             .bytes()
             .ok_or_else(|| bad("vectors"))?
@@ -1018,7 +1018,7 @@ impl VectorIndex {
             .map(|c| half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])))
             .collect::<Vec<_>>();
         let (off, len) = r.aligned().ok_or_else(|| bad("vectors"))?;
-        let codes = Column::<i8>::from_map(&map, off, len).ok_or_else(|| bad("vectors"))?;
+        let codes = Column::<i8>::from_map(map, off, len).ok_or_else(|| bad("vectors"))?;
         let scales = f32s_of(r.bytes().ok_or_else(|| bad("vectors"))?);
         let norms = f32s_of(r.bytes().ok_or_else(|| bad("vectors"))?);
         let full = match cfg.quantization {
