@@ -1,5 +1,5 @@
-//! A small HTTP client of a running Strata server, for the CLI's bot and key
-//! commands.
+//! A small HTTP client of a running Strata server, for the CLI's bot, key
+//! and collection commands.
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -63,32 +63,53 @@ impl Client {
         })
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
+    /// A request to `path` with the key.
+    pub(crate) fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         let url = format!("{}{}", self.base, path);
-        let mut req = self.http.request(method, &url).bearer_auth(&self.key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
+        self.http.request(method, &url).bearer_auth(&self.key)
+    }
+
+    /// Sends `req`; a response that is not a success becomes an error
+    /// naming the problem's code and detail.
+    pub(crate) async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let res = req
             .send()
             .await
             .with_context(|| format!("cannot reach the server at {}", self.base))?;
+        if res.status().is_success() {
+            return Ok(res);
+        }
         let status = res.status();
         let text = res.text().await.context("reading the response")?;
-        let value: Value = if text.is_empty() {
+        let (code, detail) = problem_of(&text);
+        bail!("{status} {code}: {detail}");
+    }
+
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let mut req = self.request(method, path);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = self.send(req).await?;
+        let text = res.text().await.context("reading the response")?;
+        Ok(if text.is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        if !status.is_success() {
-            let detail = value.get("detail").and_then(Value::as_str).unwrap_or("");
-            let code = value.get("code").and_then(Value::as_str).unwrap_or("error");
-            bail!("{status} {code}: {detail}");
-        }
-        Ok(value)
+        })
     }
 
-    fn show(&self, v: &Value, text: impl FnOnce(&Value) -> String) {
+    /// Whether `--json` was given.
+    pub(crate) fn json_output(&self) -> bool {
+        self.json
+    }
+
+    pub(crate) fn show(&self, v: &Value, text: impl FnOnce(&Value) -> String) {
         if self.json {
             println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
         } else {
@@ -230,6 +251,23 @@ impl Client {
     }
 }
 
-fn s(v: &Value, k: &str) -> String {
+/// The `code` and `detail` of a problem+json body (or the raw text).
+pub(crate) fn problem_of(text: &str) -> (String, String) {
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) => (
+            v.get("code")
+                .and_then(Value::as_str)
+                .unwrap_or("error")
+                .to_owned(),
+            v.get("detail")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+        ),
+        Err(_) => ("error".to_owned(), text.trim().to_owned()),
+    }
+}
+
+pub(crate) fn s(v: &Value, k: &str) -> String {
     v.get(k).and_then(Value::as_str).unwrap_or("").to_owned()
 }

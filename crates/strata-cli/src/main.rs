@@ -1,7 +1,8 @@
 //! The `strata` command: run the server, initialise a data folder, and
-//! manage bots and keys on a running server.
+//! manage bots, keys and vector collections on a running server.
 
 mod client;
+mod collections;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -11,7 +12,7 @@ use strata::lock::DataDirLock;
 use strata::{AdminKeyStatus, Config, ConfigBuilder, Strata};
 
 /// Strata — storage for conversational AI: users, sessions, conversations,
-/// bot configuration and key-value data behind one HTTP API.
+/// bot configuration, key-value data and vectors behind one HTTP API.
 #[derive(Debug, Parser)]
 #[command(name = "strata", version, propagate_version = true)]
 struct Cli {
@@ -53,6 +54,56 @@ enum Command {
         server: client::ServerArgs,
         #[command(subcommand)]
         action: KeyAction,
+    },
+    /// Manage a bot's vector collections on a running server: create, list,
+    /// export and import.
+    Collection {
+        #[command(flatten)]
+        server: client::ServerArgs,
+        #[command(subcommand)]
+        action: CollectionAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CollectionAction {
+    /// Create a collection (needs the bot's admin key or the global admin key).
+    Create {
+        /// The bot.
+        bot: String,
+        /// Collection name: 1-64 of a-z, 0-9, '_' and '-', starting with a letter or digit.
+        name: String,
+        /// Vector dimension, 1 to 4096 (fixed at creation).
+        #[arg(long)]
+        dimension: usize,
+        /// cosine, dot or euclidean (fixed at creation).
+        #[arg(long, default_value = "cosine")]
+        metric: String,
+        /// How the in-memory index stores vectors: none, f16 or i8.
+        #[arg(long)]
+        quantization: Option<String>,
+    },
+    /// List a bot's collections with their point counts.
+    List { bot: String },
+    /// Export a collection as NDJSON (a header line, then one line per point),
+    /// streamed to stdout or to a file.
+    Export {
+        bot: String,
+        name: String,
+        /// Write to this file instead of stdout (written whole or not at all).
+        #[arg(long, short, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Import an export (a file, or - for stdin) into a collection, creating
+    /// it from the export's header when it does not exist.
+    Import {
+        bot: String,
+        /// The NDJSON export, or - to read stdin.
+        #[arg(value_name = "FILE|-")]
+        file: String,
+        /// The collection to import into (default: the name in the export's header).
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 
@@ -161,6 +212,35 @@ async fn run(cli: Cli) -> Result<()> {
                 KeyAction::Create { bot, name, role } => c.key_create(&bot, &name, &role).await,
                 KeyAction::List { bot } => c.key_list(&bot).await,
                 KeyAction::Revoke { bot, key_id } => c.key_revoke(&bot, &key_id).await,
+            }
+        }
+        Command::Collection { server, action } => {
+            let c = client::Client::new(&server, cli.config.as_ref())?;
+            match action {
+                CollectionAction::Create {
+                    bot,
+                    name,
+                    dimension,
+                    metric,
+                    quantization,
+                } => {
+                    collections::create(
+                        &c,
+                        &bot,
+                        &name,
+                        dimension,
+                        &metric,
+                        quantization.as_deref(),
+                    )
+                    .await
+                }
+                CollectionAction::List { bot } => collections::list(&c, &bot).await,
+                CollectionAction::Export { bot, name, out } => {
+                    collections::export(&c, &bot, &name, out.as_deref()).await
+                }
+                CollectionAction::Import { bot, file, name } => {
+                    collections::import(&c, &bot, &file, name.as_deref()).await
+                }
             }
         }
     }

@@ -34,13 +34,15 @@ fn help_reads_well() {
     let o = strata(&["--help"], &[]);
     assert!(o.status.success());
     let t = text(&o);
-    for word in ["serve", "init", "bot", "key"] {
+    for word in ["serve", "init", "bot", "key", "collection"] {
         assert!(t.contains(word), "--help lacks {word}: {t}");
     }
     for sub in [
         &["serve", "--help"][..],
         &["bot", "create", "--help"],
         &["key", "create", "--help"],
+        &["collection", "export", "--help"],
+        &["collection", "import", "--help"],
     ] {
         let o = strata(sub, &[]);
         assert!(o.status.success(), "{sub:?}");
@@ -191,6 +193,8 @@ fn invalid_settings_stop_start_up_naming_the_setting() {
         ("STRATA_MAX_BODY_BYTES", "lots"),
         ("STRATA_ADMIN_KEY", "short"),
         ("STRATA_DURABILITY", "maybe"),
+        ("STRATA_VECTORS_URL", "qdrant://localhost:6334"),
+        ("STRATA_VECTOR_MAX_POINTS", "-1"),
     ] {
         let o = strata(&["serve"], &[("STRATA_DATA_DIR", &d), (k, v)]);
         assert!(!o.status.success(), "{k}={v} must stop start-up");

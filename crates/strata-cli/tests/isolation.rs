@@ -102,6 +102,45 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/v1/bots/{bot}/kv", BotRead),
     ("POST", "/v1/bots/{bot}/kv/batch", BotWrite),
     ("GET", "/v1/bots/{bot}/kv-stats", BotRead),
+    // vectors
+    ("POST", "/v1/bots/{bot}/collections", BotAdmin),
+    ("GET", "/v1/bots/{bot}/collections", BotRead),
+    ("GET", "/v1/bots/{bot}/collections/{name}", BotRead),
+    ("DELETE", "/v1/bots/{bot}/collections/{name}", BotAdmin),
+    ("PUT", "/v1/bots/{bot}/collections/{name}/points", BotWrite),
+    (
+        "GET",
+        "/v1/bots/{bot}/collections/{name}/points/{id}",
+        BotRead,
+    ),
+    (
+        "POST",
+        "/v1/bots/{bot}/collections/{name}/points/search",
+        BotRead,
+    ),
+    (
+        "POST",
+        "/v1/bots/{bot}/collections/{name}/points/search/batch",
+        BotRead,
+    ),
+    (
+        "POST",
+        "/v1/bots/{bot}/collections/{name}/points/scroll",
+        BotRead,
+    ),
+    (
+        "POST",
+        "/v1/bots/{bot}/collections/{name}/points/count",
+        BotRead,
+    ),
+    (
+        "POST",
+        "/v1/bots/{bot}/collections/{name}/points/delete",
+        BotWrite,
+    ),
+    ("POST", "/v1/bots/{bot}/collections/{name}/index", BotAdmin),
+    ("GET", "/v1/bots/{bot}/collections/{name}/export", BotRead),
+    ("POST", "/v1/bots/{bot}/collections/{name}/import", BotWrite),
 ];
 
 const HTTP_METHODS: &[&str] = &[
@@ -124,6 +163,9 @@ struct Fixture {
     setting: String,
     kv_key: String,
     kv_value: String,
+    /// A vector collection with one point.
+    collection: String,
+    point: String,
     /// A live reader key whose id stands in for `/keys/{id}`.
     victim_key_id: String,
     victim_key: String,
@@ -252,6 +294,8 @@ fn resolve(template: &str, fx: &Fixture) -> String {
                 ("keys", _) => &fx.victim_key_id,
                 ("config", _) => &fx.setting,
                 ("kv", _) => &fx.kv_key,
+                ("collections", _) => &fx.collection,
+                ("points", _) => &fx.point,
                 _ => panic!(
                     "no value for path parameter {seg} (after {prev:?}) in {template}: \
                      seed such a resource in `seed` and add it to `resolve` in \
@@ -309,13 +353,44 @@ fn body_for(method: &str, template: &str, fx: &Fixture) -> (Body, bool) {
             ],
             "atomic": true
         })),
+        ("POST", _, "/collections") => j(json!({ "name": "made-by-matrix", "dimension": 3 })),
+        ("PUT", _, "/collections/{name}/points") => j(json!({
+            "points": [
+                { "id": fx.point, "vector": [9.0, 9.0, 1.0], "payload": { "by": "matrix" } },
+                { "id": 424242, "vector": [1.0, 2.0, 3.0] }
+            ]
+        })),
+        ("POST", _, "/collections/{name}/points/search") => {
+            j(json!({ "vector": [1.0, 0.0, 0.0], "k": 3 }))
+        }
+        ("POST", _, "/collections/{name}/points/search/batch") => j(json!({
+            "searches": [{ "vector": [1.0, 0.0, 0.0], "k": 2 }]
+        })),
+        ("POST", _, "/collections/{name}/points/scroll") => j(json!({ "limit": 10 })),
+        ("POST", _, "/collections/{name}/points/count") => j(json!({})),
+        ("POST", _, "/collections/{name}/points/delete") => j(json!({ "ids": [fx.point] })),
+        ("POST", _, "/collections/{name}/index") => {
+            j(json!({ "field": "by_matrix", "type": "keyword" }))
+        }
+        ("POST", _, "/collections/{name}/import") => (
+            Body::Raw(
+                format!(
+                    "{}\n{}\n",
+                    json!({ "collection": { "name": "any", "dimension": 3, "metric": "cosine" } }),
+                    json!({ "id": fx.point, "vector": [7.0, 7.0, 7.0], "payload": { "by": "import" } })
+                )
+                .into_bytes(),
+            ),
+            true,
+        ),
         ("POST" | "PUT" | "PATCH", _, _) => (Body::Json(json!({})), false),
         _ => (Body::None, true),
     }
 }
 
 /// Creates a user, session, conversation with a message, preset, group, tool
-/// log, config setting, kv key and a spare key in `bot` (as the global admin).
+/// log, config setting, kv key, vector collection with a point and a spare
+/// key in `bot` (as the global admin).
 async fn seed(s: &Server, bot: &str) -> Fixture {
     let base = format!("/v1/bots/{bot}");
     let user_name = format!("{bot} user");
@@ -401,6 +476,30 @@ async fn seed(s: &Server, bot: &str) -> Fixture {
         r.status,
         r.text()
     );
+    let collection = "seeded-docs".to_owned();
+    s.post_ok(
+        &format!("{base}/collections"),
+        ADMIN_KEY,
+        json!({ "name": collection, "dimension": 3, "metric": "cosine" }),
+    )
+    .await;
+    let point = "seeded-point".to_owned();
+    let r = send(
+        s,
+        &Method::PUT,
+        &format!("{base}/collections/{collection}/points"),
+        &Auth::Bearer(ADMIN_KEY.into()),
+        &Body::Json(json!({
+            "points": [{ "id": point, "vector": [1.0, 0.5, 0.25], "payload": { "bot": bot } }]
+        })),
+    )
+    .await;
+    assert!(
+        (200..300).contains(&r.status),
+        "seed points: {} {}",
+        r.status,
+        r.text()
+    );
     let victim = s
         .post_ok(
             &format!("{base}/keys"),
@@ -422,6 +521,8 @@ async fn seed(s: &Server, bot: &str) -> Fixture {
         setting,
         kv_key,
         kv_value,
+        collection,
+        point,
         victim_key_id: victim["id"].as_str().expect("key id").to_owned(),
         victim_key: victim["key"].as_str().expect("key").to_owned(),
     }
@@ -458,7 +559,17 @@ async fn snapshot(s: &Server, fx: &Fixture) -> Value {
         &Body::None,
     )
     .await;
+    let c = format!("{b}/collections/{}", fx.collection);
     json!({
+        "collections": s.get_ok(&format!("{b}/collections"), ADMIN_KEY).await,
+        "collection": s.get_ok(&c, ADMIN_KEY).await,
+        "points": s
+            .post_ok(
+                &format!("{c}/points/scroll"),
+                ADMIN_KEY,
+                json!({ "limit": 1000, "with_vector": true }),
+            )
+            .await,
         "bots": s.get_ok("/v1/bots", ADMIN_KEY).await,
         "bot": s.get_ok(&b, ADMIN_KEY).await,
         "keys": s.get_ok(&format!("{b}/keys"), ADMIN_KEY).await,

@@ -67,7 +67,7 @@ impl quick_cache::Weighter<(String, String, String), (strata::HistoryVersion, by
 #[openapi(
     info(
         title = "Strata",
-        description = "Storage for conversational AI: bots, people, sessions, conversations, key-value and more.",
+        description = "Storage for conversational AI: bots, people, sessions, conversations, key-value, vectors and more.",
         license(name = "Apache-2.0")
     ),
     modifiers(&BearerAuth),
@@ -80,6 +80,7 @@ impl quick_cache::Weighter<(String, String, String), (strata::HistoryVersion, by
         (name = "conversations", description = "Conversations and their messages"),
         (name = "bot data", description = "Presets, tool logs and bot configuration"),
         (name = "kv", description = "Per-bot key-value store"),
+        (name = "vectors", description = "Vector collections: points with payloads, filtered ANN search, export and import"),
     )
 )]
 struct ApiDoc;

@@ -24,6 +24,10 @@ pub const DEFAULT_RATE_LIMIT: u32 = 60_000;
 pub const DEFAULT_HISTORY_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// Default idle lifetime of a session: 24 hours.
 pub const DEFAULT_SESSION_TTL_SECONDS: i64 = 24 * 3600;
+/// Default most vector collections per bot.
+pub const DEFAULT_VECTOR_MAX_COLLECTIONS: u64 = 100;
+/// Default most vector points per bot (all collections together).
+pub const DEFAULT_VECTOR_MAX_POINTS: u64 = 10_000_000;
 
 /// A secret that never shows in logs or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -107,6 +111,12 @@ pub struct Config {
     /// Bytes of serialised history reads kept in memory
     /// (`STRATA_HISTORY_CACHE_BYTES`; 0 turns the history cache off).
     pub history_cache_bytes: u64,
+    /// Most vector collections per bot (`STRATA_VECTOR_MAX_COLLECTIONS`);
+    /// a bot's `vectors.max_collections` setting overrides it.
+    pub vector_max_collections: u64,
+    /// Most vector points per bot (`STRATA_VECTOR_MAX_POINTS`); a bot's
+    /// `vectors.max_points` setting overrides it.
+    pub vector_max_points: u64,
 }
 
 impl Config {
@@ -144,6 +154,8 @@ fn unreachable_default() -> Config {
         rate_limit: DEFAULT_RATE_LIMIT,
         session_ttl_seconds: DEFAULT_SESSION_TTL_SECONDS,
         history_cache_bytes: DEFAULT_HISTORY_CACHE_BYTES,
+        vector_max_collections: DEFAULT_VECTOR_MAX_COLLECTIONS,
+        vector_max_points: DEFAULT_VECTOR_MAX_POINTS,
     }
 }
 
@@ -164,6 +176,8 @@ pub struct ConfigBuilder {
     rate_limit: Option<toml::Value>,
     session_ttl_seconds: Option<toml::Value>,
     history_cache_bytes: Option<toml::Value>,
+    vector_max_collections: Option<toml::Value>,
+    vector_max_points: Option<toml::Value>,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -211,6 +225,8 @@ impl ConfigBuilder {
         b.rate_limit = n("STRATA_RATE_LIMIT").or(b.rate_limit);
         b.session_ttl_seconds = n("STRATA_SESSION_TTL_SECONDS").or(b.session_ttl_seconds);
         b.history_cache_bytes = n("STRATA_HISTORY_CACHE_BYTES").or(b.history_cache_bytes);
+        b.vector_max_collections = n("STRATA_VECTOR_MAX_COLLECTIONS").or(b.vector_max_collections);
+        b.vector_max_points = n("STRATA_VECTOR_MAX_POINTS").or(b.vector_max_points);
         Ok(b)
     }
 
@@ -332,8 +348,24 @@ impl ConfigBuilder {
             0,
             1 << 40,
         )? as u64;
+        let vector_max_collections = int_setting(
+            "STRATA_VECTOR_MAX_COLLECTIONS",
+            self.vector_max_collections,
+            DEFAULT_VECTOR_MAX_COLLECTIONS as i64,
+            0,
+            1_000_000,
+        )? as u64;
+        let vector_max_points = int_setting(
+            "STRATA_VECTOR_MAX_POINTS",
+            self.vector_max_points,
+            DEFAULT_VECTOR_MAX_POINTS as i64,
+            0,
+            1 << 40,
+        )? as u64;
         Ok(Config {
             history_cache_bytes,
+            vector_max_collections,
+            vector_max_points,
             data_dir,
             listen,
             admin_key,
@@ -367,6 +399,8 @@ const NUMBER_KEYS: &[&str] = &[
     "rate_limit",
     "session_ttl_seconds",
     "history_cache_bytes",
+    "vector_max_collections",
+    "vector_max_points",
 ];
 
 /// Parses the file, naming the key of any unknown or mistyped setting.
@@ -508,6 +542,27 @@ mod tests {
         );
         assert_eq!(c.max_body_bytes, 10 * 1024 * 1024);
         assert_eq!(c.durability, Durability::Process);
+        assert_eq!(c.vector_max_collections, 100);
+        assert_eq!(c.vector_max_points, 10_000_000);
+    }
+
+    #[test]
+    fn vector_quotas_come_from_env_and_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("strata.toml");
+        std::fs::write(
+            &file,
+            "vector_max_collections = 7\nvector_max_points = 500\n",
+        )
+        .expect("write");
+        let c =
+            ConfigBuilder::from_sources(Some(&file), &env(&[("STRATA_VECTOR_MAX_POINTS", "900")]))
+                .and_then(|b| b.build())
+                .expect("valid");
+        assert_eq!(c.vector_max_collections, 7);
+        assert_eq!(c.vector_max_points, 900);
+        let err = build(&[("STRATA_VECTOR_MAX_COLLECTIONS", "-1")]).expect_err("negative");
+        assert!(err.message().contains("STRATA_VECTOR_MAX_COLLECTIONS"));
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub mod limits;
 pub mod lock;
 mod scope;
 pub mod sessions;
+pub mod vectors;
 mod versions;
 
 use std::sync::Arc;
@@ -49,11 +50,13 @@ pub use strata_core::page::{Cursor, Page, PageRequest, DEFAULT_LIMIT, MAX_LIMIT}
 pub use strata_core::rate::{Rate, Throttle};
 pub use strata_core::records::RecordStore;
 pub use strata_core::types::*;
+pub use strata_core::vectors::VectorStore;
 pub use strata_core::{Error, ErrorKind, Result, Timestamp};
 pub use versions::HistoryVersion;
 
 use strata_kv::SqliteKv;
 use strata_records::{SqliteDatabase, SqliteOptions, SqliteRecords};
+use strata_vectors::EmbeddedVectors;
 
 const ADMIN_KEY_META: &str = "admin_key_sha256";
 
@@ -85,6 +88,7 @@ struct Inner {
     sqlite: Option<SqliteDatabase>,
     versions: versions::HistoryVersions,
     cache: Arc<dyn CacheStore>,
+    vectors: Arc<dyn VectorStore>,
     limits: limits::BotLimits,
 }
 
@@ -143,6 +147,28 @@ impl Strata {
                 .with_code("invalid_config")
             })?;
         let cache: Arc<dyn CacheStore> = Arc::new(strata_cache::ResilientCache::new(cache));
+        let vectors: Arc<dyn VectorStore> = match (config.vectors_url.as_str(), &sqlite) {
+            ("embedded", Some(db)) => {
+                let dir = config.data_dir.join("vectors");
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    Error::unavailable(format!("cannot create {}", dir.display())).with_source(e)
+                })?;
+                Arc::new(EmbeddedVectors::open(db.clone(), dir).await?)
+            }
+            ("embedded", None) => {
+                return Err(Error::invalid(
+                    "invalid setting STRATA_VECTORS_URL: the embedded vector engine needs sqlite:// records",
+                )
+                .with_code("invalid_config"));
+            }
+            (other, _) => {
+                return Err(Error::invalid(format!(
+                    "invalid setting STRATA_VECTORS_URL: {:?}: only the embedded engine is built yet; use embedded",
+                    config::redact_url(other)
+                ))
+                .with_code("invalid_config"));
+            }
+        };
         let admin_key_hash = match &config.admin_key {
             Some(k) => Some(auth::hash_secret(k.expose())),
             None => records.get_meta(ADMIN_KEY_META).await?,
@@ -156,6 +182,7 @@ impl Strata {
                 sqlite,
                 versions: Default::default(),
                 cache,
+                vectors,
                 limits: Default::default(),
             }),
         })
@@ -191,6 +218,7 @@ impl Strata {
             sqlite: self.inner.sqlite.clone(),
             versions: Default::default(),
             cache: self.inner.cache.clone(),
+            vectors: self.inner.vectors.clone(),
             limits: Default::default(),
         };
         Ok((
@@ -221,8 +249,17 @@ impl Strata {
         &self.inner.cache
     }
 
-    /// Closes database pools (checkpointing SQLite's WAL).
+    /// The vectors layer.
+    pub fn vectors(&self) -> &Arc<dyn VectorStore> {
+        &self.inner.vectors
+    }
+
+    /// Saves the vector indexes' snapshots, then closes database pools
+    /// (checkpointing SQLite's WAL).
     pub async fn close(&self) {
+        if let Err(e) = self.inner.vectors.checkpoint().await {
+            tracing::warn!(error = %e, "saving the vector index snapshots failed");
+        }
         if let Some(db) = &self.inner.sqlite {
             db.close().await;
         }
@@ -283,6 +320,7 @@ impl Strata {
         // earlier bot with this id survives in the kv layer. Only after the
         // create succeeded: a duplicate create must not wipe the live bot's kv.
         self.inner.kv.clear_prefix(id.as_str(), "").await?;
+        self.inner.vectors.drop_bot(&id).await?;
         self.audit(
             who,
             Some(&id),
@@ -307,6 +345,7 @@ impl Strata {
         who.require_admin()?;
         self.inner.records.get_bot(&id).await?;
         self.inner.kv.clear_prefix(id.as_str(), "").await?;
+        self.inner.vectors.drop_bot(&id).await?;
         let deleted = self.inner.records.delete_bot(&id).await;
         self.inner.versions.bump_all();
         deleted?;
@@ -334,6 +373,9 @@ impl Strata {
         let start = Instant::now();
         let cache = self.inner.cache.ping().await;
         let cache_ms = start.elapsed().as_secs_f64() * 1000.0;
+        let start = Instant::now();
+        let vectors = self.inner.vectors.ping().await;
+        let vectors_ms = start.elapsed().as_secs_f64() * 1000.0;
         vec![
             LayerHealth {
                 layer: "records",
@@ -351,6 +393,14 @@ impl Strata {
                 latency_ms: kv_ms,
                 error: kv.err().map(|e| e.to_string()),
             },
+            LayerHealth {
+                layer: "vectors",
+                required: true,
+                backend: "embedded",
+                ok: vectors.is_ok(),
+                latency_ms: vectors_ms,
+                error: vectors.err().map(|e| e.to_string()),
+            },
             // The cache may be lost at any time without losing data, so a
             // cache that does not answer degrades readiness but is reported.
             LayerHealth {
@@ -364,7 +414,8 @@ impl Strata {
         ]
     }
 
-    /// Runs housekeeping forever: purges expired kv keys and sessions.
+    /// Runs housekeeping forever: purges expired kv keys, sessions and
+    /// vector points, and saves the vector index snapshots.
     pub async fn run_janitor(self, every: Duration) {
         let mut tick = tokio::time::interval(every);
         loop {
@@ -379,6 +430,12 @@ impl Strata {
                 .await
             {
                 tracing::warn!(error = %e, "purging expired sessions failed");
+            }
+            if let Err(e) = self.inner.vectors.purge_expired().await {
+                tracing::warn!(error = %e, "purging expired vector points failed");
+            }
+            if let Err(e) = self.inner.vectors.checkpoint().await {
+                tracing::warn!(error = %e, "saving the vector index snapshots failed");
             }
         }
     }

@@ -7,8 +7,8 @@
 //! the settings are re-read at most every [`LIMITS_REFRESH`].
 //!
 //! Groups are the first path segment under the bot (`conversations`,
-//! `users`, `sessions`, `kv`, `keys`, `config`, …) and `bots` for the bot
-//! itself and `/v1/bots`.
+//! `users`, `sessions`, `kv`, `keys`, `config`, …; `vectors` for
+//! `collections/…`) and `bots` for the bot itself and `/v1/bots`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,6 +43,12 @@ pub fn endpoint_group(path: &str) -> (Option<&str>, &str) {
         (Some("v1"), Some("bots"), Some(bot), Some(group))
             if !bot.is_empty() && !group.is_empty() =>
         {
+            // Collections and their points share the `vectors` group.
+            let group = if group == "collections" {
+                "vectors"
+            } else {
+                group
+            };
             (Some(bot), group)
         }
         (Some("v1"), Some("bots"), Some(bot), _) if !bot.is_empty() => (Some(bot), "bots"),
@@ -169,6 +175,10 @@ mod tests {
             (Some("b1"), "conversations")
         );
         assert_eq!(endpoint_group("/v1/bots/b1/kv/x"), (Some("b1"), "kv"));
+        assert_eq!(
+            endpoint_group("/v1/bots/b1/collections/docs/points/search"),
+            (Some("b1"), "vectors")
+        );
         assert_eq!(endpoint_group("/health"), (None, "other"));
         assert_eq!(limit_of(&serde_json::json!(5)), Some(5));
         assert_eq!(limit_of(&serde_json::json!("7")), Some(7));

@@ -111,15 +111,19 @@ impl BotScope {
         &self.who
     }
 
-    fn records(&self) -> &dyn RecordStore {
+    pub(crate) fn strata(&self) -> &Strata {
+        &self.strata
+    }
+
+    pub(crate) fn records(&self) -> &dyn RecordStore {
         self.strata.inner.records.as_ref()
     }
 
-    fn need(&self, role: Role) -> Result<()> {
+    pub(crate) fn need(&self, role: Role) -> Result<()> {
         self.who.authorize(&self.bot, role)
     }
 
-    async fn audit(&self, action: &str, target: &str, details: Value) {
+    pub(crate) async fn audit(&self, action: &str, target: &str, details: Value) {
         self.strata
             .audit(&self.who, Some(&self.bot), action, target, details)
             .await;

@@ -84,6 +84,25 @@ impl Server {
         }
     }
 
+    /// SIGTERM: a graceful stop (shutdown hooks run); waits for the exit.
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// `{url}{path}`.
     pub fn at(&self, path: &str) -> String {
         format!("{}{}", self.url, path)

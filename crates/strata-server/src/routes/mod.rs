@@ -6,6 +6,7 @@ mod kv;
 mod people;
 mod records;
 mod service;
+mod vectors;
 
 use serde::{Deserialize, Serialize};
 use strata::{PageRequest, Result};
@@ -79,6 +80,21 @@ pub(crate) fn register(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
         .routes(routes!(kv::list_keys))
         .routes(routes!(kv::batch))
         .routes(routes!(kv::stats))
+        .routes(routes!(
+            vectors::create_collection,
+            vectors::list_collections
+        ))
+        .routes(routes!(vectors::get_collection, vectors::drop_collection))
+        .routes(routes!(vectors::upsert_points))
+        .routes(routes!(vectors::get_point))
+        .routes(routes!(vectors::search))
+        .routes(routes!(vectors::search_batch))
+        .routes(routes!(vectors::delete_points))
+        .routes(routes!(vectors::scroll))
+        .routes(routes!(vectors::count))
+        .routes(routes!(vectors::create_index))
+        .routes(routes!(vectors::export))
+        .routes(routes!(vectors::import))
 }
 
 /// Pagination of a list.

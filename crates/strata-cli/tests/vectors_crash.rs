@@ -1,0 +1,200 @@
+//! Crash safety of the vectors layer: `strata serve` is SIGKILLed during
+//! concurrent upserts and deletes. After each restart every acknowledged
+//! upsert is stored and searchable, every acknowledged delete is gone, and
+//! the index (count, search) agrees with the stored rows (scroll). One cycle
+//! shuts down gracefully in between, so a restart also loads a snapshot and
+//! replays the changes after it.
+
+mod common;
+
+use common::Server;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const DIM: usize = 16;
+const UPSERTERS: u64 = 3;
+const DELETERS: usize = 2;
+const CYCLES: u64 = 3;
+const BASE: &str = "/v1/bots/vc/collections/crash";
+
+fn vector(id: u64) -> Vec<f32> {
+    let mut x = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..DIM)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
+#[derive(Default, Clone)]
+struct Acked {
+    upserted: BTreeSet<u64>,
+    deleted: BTreeSet<u64>,
+}
+
+async fn all_ids(server: &Server, key: &str) -> BTreeSet<u64> {
+    let mut out = BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut body = json!({"limit": 1000});
+        if let Some(c) = &cursor {
+            body["cursor"] = json!(c);
+        }
+        let page = server
+            .post_ok(&format!("{BASE}/points/scroll"), key, body)
+            .await;
+        for p in page["points"].as_array().expect("points") {
+            out.insert(p["id"].as_u64().expect("numeric id"));
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return out,
+        }
+    }
+}
+
+async fn verify(server: &Server, key: &str, acked: &Acked) {
+    let rows = all_ids(server, key).await;
+    for id in &acked.upserted {
+        if !acked.deleted.contains(id) {
+            assert!(rows.contains(id), "acknowledged upsert {id} is missing");
+        }
+    }
+    for id in &acked.deleted {
+        assert!(!rows.contains(id), "acknowledged delete {id} came back");
+    }
+    let count = server
+        .post_ok(&format!("{BASE}/points/count"), key, json!({}))
+        .await["count"]
+        .as_u64()
+        .expect("count");
+    assert_eq!(count, rows.len() as u64, "index count == stored rows");
+    // Every stored point is found by its own vector; no deleted one is.
+    for id in rows.iter().chain(acked.deleted.iter()) {
+        let hits = server
+            .post_ok(
+                &format!("{BASE}/points/search"),
+                key,
+                json!({"vector": vector(*id), "k": 1, "ef": 128, "with_payload": false}),
+            )
+            .await;
+        let top = hits["results"][0]["id"].as_u64();
+        if rows.contains(id) {
+            assert_eq!(
+                top,
+                Some(*id),
+                "stored point {id} is not found by its vector"
+            );
+        } else {
+            assert_ne!(top, Some(*id), "deleted point {id} is still searchable");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_vector_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(dir.path()).await;
+    let key = server.bot_with_key("vc", "admin").await;
+    server
+        .post_ok(
+            "/v1/bots/vc/collections",
+            &key,
+            json!({"name": "crash", "dimension": DIM, "metric": "cosine"}),
+        )
+        .await;
+    let acked: Arc<Mutex<Acked>> = Arc::default();
+
+    for cycle in 0..CYCLES {
+        let url = server.url.clone();
+        let deletable: Vec<u64> = {
+            let a = acked.lock().expect("lock");
+            a.upserted.difference(&a.deleted).copied().collect()
+        };
+        let mut tasks = Vec::new();
+        for client in 0..UPSERTERS {
+            let (url, key, acked) = (url.clone(), key.clone(), acked.clone());
+            tasks.push(tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut n = 0u64;
+                loop {
+                    // Fresh ids only: no upsert races a delete of the same id.
+                    let first = cycle * 1_000_000 + client * 100_000 + n * 10;
+                    let ids: Vec<u64> = (first..first + 10).collect();
+                    let points: Vec<Value> = ids
+                        .iter()
+                        .map(|i| json!({"id": i, "vector": vector(*i), "payload": {"c": cycle}}))
+                        .collect();
+                    let res = http
+                        .put(format!("{url}{BASE}/points"))
+                        .bearer_auth(&key)
+                        .json(&json!({ "points": points }))
+                        .timeout(Duration::from_secs(5))
+                        .send()
+                        .await;
+                    match res {
+                        Ok(r) if r.status().is_success() => {
+                            acked.lock().expect("lock").upserted.extend(ids);
+                            n += 1;
+                        }
+                        _ => return n,
+                    }
+                }
+            }));
+        }
+        for d in 0..DELETERS {
+            let (url, key, acked) = (url.clone(), key.clone(), acked.clone());
+            let mine: Vec<u64> = deletable
+                .iter()
+                .copied()
+                .filter(|i| (*i as usize) % DELETERS == d)
+                .collect();
+            tasks.push(tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut n = 0u64;
+                for chunk in mine.chunks(3) {
+                    let res = http
+                        .post(format!("{url}{BASE}/points/delete"))
+                        .bearer_auth(&key)
+                        .json(&json!({ "ids": chunk }))
+                        .timeout(Duration::from_secs(5))
+                        .send()
+                        .await;
+                    match res {
+                        Ok(r) if r.status().is_success() => {
+                            acked.lock().expect("lock").deleted.extend(chunk);
+                            n += 1;
+                        }
+                        _ => return n,
+                    }
+                }
+                n
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(700 + 200 * cycle)).await;
+        if cycle == 1 {
+            // A graceful stop writes index snapshots; later writes are replayed.
+            server.terminate();
+        } else {
+            server.kill();
+        }
+        let mut done = 0;
+        for t in tasks {
+            done += t.await.expect("client task");
+        }
+        assert!(done > 0, "cycle {cycle}: nothing was acknowledged");
+        server = Server::start(dir.path()).await;
+        let snapshot = acked.lock().expect("lock").clone();
+        verify(&server, &key, &snapshot).await;
+        eprintln!(
+            "cycle {cycle}: {} upserts and {} deletes acknowledged so far, all verified",
+            snapshot.upserted.len(),
+            snapshot.deleted.len()
+        );
+    }
+}
