@@ -64,8 +64,11 @@ pub struct Graph {
     level_mult: f64,
     /// Layer 0: per node `[count, link × m0]`.
     links0: Vec<AtomicU32>,
-    /// Layers 1..=level per node: `level × [count, link × m]`.
-    upper: Vec<Option<Box<[AtomicU32]>>>,
+    /// Layers 1..=level of every node with a level above 0, one after the
+    /// other: `level × [count, link × m]` each.
+    upper: Vec<AtomicU32>,
+    /// Where each node's upper layers start in `upper` (`NONE`: level 0).
+    upper_at: Vec<u32>,
     levels: Vec<u8>,
     locks: Vec<Mutex<()>>,
     /// Entry node and its level (`NONE` when empty).
@@ -114,6 +117,7 @@ impl Graph {
             level_mult: 1.0 / (m as f64).ln(),
             links0: Vec::new(),
             upper: Vec::new(),
+            upper_at: Vec::new(),
             levels: Vec::new(),
             locks: Vec::new(),
             entry: Mutex::new((NONE, 0)),
@@ -133,6 +137,11 @@ impl Graph {
         self.m
     }
 
+    /// Bytes held by the upper layers' links.
+    pub fn upper_bytes(&self) -> usize {
+        self.upper.capacity() * 4 + self.upper_at.capacity() * 4
+    }
+
     /// Draws a level for a new node.
     pub fn random_level(&self, rng: &mut impl rand::Rng) -> u8 {
         let u: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
@@ -145,15 +154,13 @@ impl Graph {
         self.levels.push(level);
         self.links0
             .extend((0..self.m0 + 1).map(|_| AtomicU32::new(0)));
-        self.upper.push(if level > 0 {
-            Some(
-                (0..level as usize * (self.m + 1))
-                    .map(|_| AtomicU32::new(0))
-                    .collect(),
-            )
+        if level > 0 {
+            self.upper_at.push(self.upper.len() as u32);
+            self.upper
+                .extend((0..level as usize * (self.m + 1)).map(|_| AtomicU32::new(0)));
         } else {
-            None
-        });
+            self.upper_at.push(NONE);
+        }
         self.locks.push(Mutex::new(()));
         id
     }
@@ -162,7 +169,9 @@ impl Graph {
     pub fn reserve(&mut self, extra: usize) {
         self.levels.reserve(extra);
         self.links0.reserve(extra * (self.m0 + 1));
-        self.upper.reserve(extra);
+        self.upper_at.reserve(extra);
+        self.upper
+            .reserve(extra.div_ceil(self.m) * (self.m + 1) + 64);
         self.locks.reserve(extra);
     }
 
@@ -172,10 +181,12 @@ impl Graph {
             &self.links0[s..s + self.m0 + 1]
         } else {
             let w = self.m + 1;
-            match &self.upper[node as usize] {
-                Some(b) => &b[(layer - 1) * w..layer * w],
-                None => &[],
+            let at = self.upper_at[node as usize];
+            if at == NONE || layer > self.levels[node as usize] as usize {
+                return &[];
             }
+            let start = at as usize + (layer - 1) * w;
+            &self.upper[start..start + w]
         }
     }
 
@@ -211,10 +222,11 @@ impl Graph {
             .iter()
             .map(|a| a.load(Ordering::Relaxed))
             .collect();
-        let mut up = Vec::new();
-        for b in self.upper.iter().flatten() {
-            up.extend(b.iter().map(|a| a.load(Ordering::Relaxed)));
-        }
+        let up = self
+            .upper
+            .iter()
+            .map(|a| a.load(Ordering::Relaxed))
+            .collect();
         (self.levels.clone(), l0, up, *self.entry.lock())
     }
 
@@ -231,21 +243,17 @@ impl Graph {
         if g.m != m || links0.len() != levels.len() * (g.m0 + 1) {
             return None;
         }
-        let mut up = upper.into_iter();
+        let mut at = 0usize;
         for &lv in &levels {
-            g.upper.push(if lv > 0 {
-                let n = lv as usize * (g.m + 1);
-                let b: Box<[AtomicU32]> = up.by_ref().take(n).map(AtomicU32::new).collect();
-                if b.len() != n {
-                    return None;
-                }
-                Some(b)
+            if lv > 0 {
+                g.upper_at.push(u32::try_from(at).ok()?);
+                at += lv as usize * (g.m + 1);
             } else {
-                None
-            });
+                g.upper_at.push(NONE);
+            }
             g.locks.push(Mutex::new(()));
         }
-        if up.next().is_some() {
+        if at != upper.len() {
             return None;
         }
         let n = levels.len() as u32;
@@ -255,14 +263,10 @@ impl Graph {
                     && c[1..].iter().all(|&l| l < n)
             })
         };
-        if !fits(&links0, g.m0 + 1)
-            || !g.upper.iter().flatten().all(|b| {
-                let v: Vec<u32> = b.iter().map(|a| a.load(Ordering::Relaxed)).collect();
-                fits(&v, g.m + 1)
-            })
-        {
+        if !fits(&links0, g.m0 + 1) || !fits(&upper, g.m + 1) {
             return None;
         }
+        g.upper = upper.into_iter().map(AtomicU32::new).collect();
         g.links0 = links0.into_iter().map(AtomicU32::new).collect();
         g.levels = levels;
         if entry.0 != NONE && entry.0 >= n {

@@ -169,16 +169,20 @@ struct Codes {
 }
 
 fn quantize(v: &[f32]) -> Codes {
+    let mut codes = Vec::with_capacity(v.len());
+    let (scale, norm) = quantize_into(v, &mut codes);
+    Codes { codes, scale, norm }
+}
+
+/// Appends `v`'s 8-bit codes to `out`; returns (scale, squared norm).
+fn quantize_into(v: &[f32], out: &mut Vec<i8>) -> (f32, f32) {
     let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
     let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
-    Codes {
-        codes: v
-            .iter()
-            .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8)
-            .collect(),
-        scale,
-        norm: dot(v, v),
-    }
+    out.extend(
+        v.iter()
+            .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8),
+    );
+    (scale, dot(v, v))
 }
 
 impl Store {
@@ -211,10 +215,9 @@ impl Store {
             Quantization::F16 => self.f16s.extend(v.iter().map(|x| half::f16::from_f32(*x))),
             Quantization::I8 => {}
         }
-        let c = quantize(v);
-        self.codes.owned.extend_from_slice(&c.codes);
-        self.scales.push(c.scale);
-        self.norms.push(c.norm);
+        let (scale, norm) = quantize_into(v, &mut self.codes.owned);
+        self.scales.push(scale);
+        self.norms.push(norm);
     }
 
     fn bytes(&self) -> usize {
@@ -361,7 +364,7 @@ struct Inner {
     store: Store,
     ids: Vec<Option<PointId>>,
     id_map: HashMap<PointId, u32>,
-    payloads: Vec<Option<Value>>,
+    payloads: Vec<Option<Box<Value>>>,
     ingested: Vec<i64>,
     /// `i64::MAX`: never.
     expires: Vec<i64>,
@@ -405,7 +408,7 @@ impl Inner {
         }
         self.set_live(slot, false);
         let payload = self.payloads[slot as usize].take();
-        self.payload_idx.remove(slot, payload.as_ref());
+        self.payload_idx.remove(slot, payload.as_deref());
         self.ids[slot as usize] = None;
         if self.expires[slot as usize] != i64::MAX {
             self.expiring = self.expiring.saturating_sub(1);
@@ -480,6 +483,16 @@ impl VectorIndex {
         (FULL_SCAN_BYTES / (self.cfg.dimension * 4)).max(256)
     }
 
+    /// Normalises in place under cosine.
+    fn normalize(&self, v: &mut [f32]) {
+        if self.cfg.metric == Metric::Cosine {
+            let n = dot(v, v).sqrt();
+            if n > 0.0 {
+                v.iter_mut().for_each(|x| *x /= n);
+            }
+        }
+    }
+
     /// The vector as the index stores it (normalised under cosine).
     fn prepare(&self, v: &[f32]) -> Vec<f32> {
         if self.cfg.metric == Metric::Cosine {
@@ -498,7 +511,6 @@ impl VectorIndex {
             return;
         }
         let _w = self.writer.lock();
-        let prepared: Vec<Vec<f32>> = points.iter().map(|p| self.prepare(&p.vector)).collect();
         let first;
         {
             let mut g = self.inner.write();
@@ -507,10 +519,14 @@ impl VectorIndex {
             g.store.reserve(n);
             first = g.graph.len() as u32;
             let mut rng = rand::rng();
-            for (p, v) in points.iter().zip(&prepared) {
+            let mut v = Vec::with_capacity(self.cfg.dimension);
+            for p in &points {
                 let level = g.graph.random_level(&mut rng);
                 g.graph.push_node(level);
-                g.store.push(v);
+                v.clear();
+                v.extend_from_slice(&p.vector);
+                self.normalize(&mut v);
+                g.store.push(&v);
                 g.ids.push(None);
                 g.payloads.push(None);
                 g.ingested.push(p.ingested_at);
@@ -522,7 +538,6 @@ impl VectorIndex {
                 g.live_bits.resize(words, 0);
             }
         }
-        drop(prepared);
         {
             let g = self.inner.read();
             let metric = self.cfg.metric;
@@ -557,7 +572,7 @@ impl VectorIndex {
                 g.kill(old);
             }
             g.payload_idx.insert(slot, p.payload.as_ref());
-            g.payloads[slot as usize] = p.payload;
+            g.payloads[slot as usize] = p.payload.map(Box::new);
             g.ids[slot as usize] = Some(p.id);
             if p.expires_at.is_some() {
                 g.expiring += 1;
@@ -637,7 +652,7 @@ impl VectorIndex {
                     id,
                     score,
                     payload: if with_payload {
-                        g.payloads[c.node as usize].clone()
+                        g.payloads[c.node as usize].as_deref().cloned()
                     } else {
                         None
                     },
@@ -722,7 +737,7 @@ impl VectorIndex {
             return (found, Plan::Graph);
         };
         let threshold = self.full_scan_threshold();
-        let matches = |s: u32| f.matches(g.payloads[s as usize].as_ref(), g.ingested[s as usize]);
+        let matches = |s: u32| f.matches(g.payloads[s as usize].as_deref(), g.ingested[s as usize]);
         match g.payload_idx.candidates(f, &g.live) {
             Some(c) => {
                 let exact_set = c.exact;
@@ -802,7 +817,7 @@ impl VectorIndex {
         let Some(f) = filter else {
             return g.live.iter().filter(|&s| g.alive(s, now)).collect();
         };
-        let matches = |s: u32| f.matches(g.payloads[s as usize].as_ref(), g.ingested[s as usize]);
+        let matches = |s: u32| f.matches(g.payloads[s as usize].as_deref(), g.ingested[s as usize]);
         match g.payload_idx.candidates(f, &g.live) {
             Some(c) => c
                 .slots
@@ -849,7 +864,7 @@ impl VectorIndex {
         payload_idx.add_field(
             field,
             ty,
-            live.iter().map(|s| (s, payloads[s as usize].as_ref())),
+            live.iter().map(|s| (s, payloads[s as usize].as_deref())),
         );
     }
 
@@ -877,7 +892,7 @@ impl VectorIndex {
         let g = self.inner.read();
         let n = g.graph.len();
         let m = g.graph.m();
-        let links = n * (2 * m + 1) * 4 + n * 24 + n * 2;
+        let links = n * (2 * m + 1) * 4 + n * 6 + g.graph.upper_bytes();
         let payload: usize = g
             .payloads
             .iter()
@@ -888,7 +903,7 @@ impl VectorIndex {
             + links
             + g.ids.capacity() * std::mem::size_of::<Option<PointId>>()
             + g.id_map.capacity() * (std::mem::size_of::<PointId>() + 8)
-            + g.payloads.capacity() * std::mem::size_of::<Option<Value>>()
+            + g.payloads.capacity() * std::mem::size_of::<Option<Box<Value>>>()
             + payload
             + n * 16
             + g.live_bits.capacity() * 8
@@ -1081,7 +1096,9 @@ impl VectorIndex {
             payloads.push(if p.is_empty() {
                 None
             } else {
-                Some(serde_json::from_slice(p).map_err(|_| bad("payloads"))?)
+                Some(Box::new(
+                    serde_json::from_slice(p).map_err(|_| bad("payloads"))?,
+                ))
             });
         }
         let nf = r.u64().ok_or_else(|| bad("fields"))?;
@@ -1095,7 +1112,7 @@ impl VectorIndex {
             payload_idx.add_field(
                 &f,
                 t,
-                live.iter().map(|s| (s, payloads[s as usize].as_ref())),
+                live.iter().map(|s| (s, payloads[s as usize].as_deref())),
             );
         }
         let mut live_bits = vec![0u64; n.div_ceil(64)];
