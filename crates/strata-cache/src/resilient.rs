@@ -9,7 +9,9 @@
 //!
 //! - `strata_cache_operations_total{backend, op, result}` with `result` one
 //!   of `hit`, `miss`, `ok`, `error`;
-//! - `strata_cache_operation_seconds{backend, op}`.
+//! - `strata_cache_operation_seconds{backend, op}`;
+//! - `strata_cache_hit_ratio{backend}`: hits / (hits + misses) of `get`
+//!   since start (a failed `get` counts as a miss).
 //!
 //! After a failure the backend is left alone for [`PAUSE_AFTER_FAILURE`]
 //! (every call is a miss at once), so an outage costs each request at most
@@ -37,6 +39,8 @@ pub struct ResilientCache {
     inner: Arc<dyn CacheStore>,
     last_log_ms: Arc<AtomicU64>,
     paused_until_ms: Arc<AtomicU64>,
+    /// `get` hits and lookups since start, for the hit-ratio gauge.
+    gets: Arc<(AtomicU64, AtomicU64)>,
 }
 
 impl ResilientCache {
@@ -46,6 +50,7 @@ impl ResilientCache {
             inner,
             last_log_ms: Arc::new(AtomicU64::new(0)),
             paused_until_ms: Arc::new(AtomicU64::new(0)),
+            gets: Arc::new((AtomicU64::new(0), AtomicU64::new(0))),
         }
     }
 
@@ -65,6 +70,22 @@ impl ResilientCache {
             .increment(1);
         metrics::histogram!("strata_cache_operation_seconds", "backend" => backend, "op" => op)
             .record(started.elapsed().as_secs_f64());
+        if op == "get" {
+            let hits = self
+                .gets
+                .0
+                .fetch_add(u64::from(result == "hit"), Ordering::Relaxed)
+                + u64::from(result == "hit");
+            let all = self.gets.1.fetch_add(1, Ordering::Relaxed) + 1;
+            metrics::gauge!("strata_cache_hit_ratio", "backend" => backend)
+                .set(hits as f64 / all as f64);
+        }
+    }
+
+    /// Hits / lookups of `get` since start (`None` before the first).
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let all = self.gets.1.load(Ordering::Relaxed);
+        (all > 0).then(|| self.gets.0.load(Ordering::Relaxed) as f64 / all as f64)
     }
 
     /// Logs a backend failure, at most once a second.

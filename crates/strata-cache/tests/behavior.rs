@@ -105,6 +105,23 @@ async fn resilient_layer_degrades_instead_of_failing() {
     let healthy: Arc<dyn CacheStore> = Arc::new(ResilientCache::new(Arc::new(MemoryCache::new())));
     behavior::run_all(healthy.as_ref()).await;
 
+    // The hit ratio counts hits over lookups.
+    let counted = ResilientCache::new(Arc::new(MemoryCache::new()));
+    assert_eq!(counted.hit_ratio(), None);
+    counted
+        .set(
+            "ratio",
+            "k",
+            bytes::Bytes::from_static(b"v"),
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .expect("set");
+    for key in ["k", "k", "k", "absent"] {
+        counted.get("ratio", key).await.expect("get");
+    }
+    assert_eq!(counted.hit_ratio(), Some(0.75));
+
     // A real Redis that goes away: every call still answers. This starts its
     // own redis-server, so it is a backend test like the others.
     if redis_url().is_none() {
