@@ -152,8 +152,9 @@ struct Store {
     f16s: Vec<half::f16>,
     codes: Column<i8>,
     scales: Vec<f32>,
-    /// Squared norms of the stored vectors (Euclidean traversal).
+    /// Squared norms of the stored vectors (Euclidean traversal only).
     norms: Vec<f32>,
+    keep_norms: bool,
 }
 
 thread_local! {
@@ -186,10 +187,11 @@ fn quantize_into(v: &[f32], out: &mut Vec<i8>) -> (f32, f32) {
 }
 
 impl Store {
-    fn new(kind: Quantization, dim: usize) -> Self {
+    fn new(kind: Quantization, dim: usize, metric: Metric) -> Self {
         Store {
             kind,
             dim,
+            keep_norms: metric == Metric::Euclidean,
             f32s: Column::new(),
             f16s: Vec::new(),
             codes: Column::new(),
@@ -206,7 +208,9 @@ impl Store {
         }
         self.codes.owned.reserve_exact(n * self.dim);
         self.scales.reserve_exact(n);
-        self.norms.reserve_exact(n);
+        if self.keep_norms {
+            self.norms.reserve_exact(n);
+        }
     }
 
     fn push(&mut self, v: &[f32]) {
@@ -217,7 +221,9 @@ impl Store {
         }
         let (scale, norm) = quantize_into(v, &mut self.codes.owned);
         self.scales.push(scale);
-        self.norms.push(norm);
+        if self.keep_norms {
+            self.norms.push(norm);
+        }
     }
 
     fn bytes(&self) -> usize {
@@ -358,12 +364,78 @@ impl Space for QueryCodeSpace<'_> {
     }
 }
 
+/// Point ids by slot and slots by id, compact for numeric ids (8 bytes per
+/// slot plus a `u64 → u32` map); string ids live in their own maps.
+#[derive(Debug, Default)]
+struct IdTable {
+    /// The numeric id of each slot (meaningless for string-id or dead slots).
+    nums: Vec<u64>,
+    num_slots: HashMap<u64, u32>,
+    /// String ids by slot, and slots by string id.
+    strs: HashMap<u32, String>,
+    str_slots: HashMap<String, u32>,
+}
+
+impl IdTable {
+    fn push_slot(&mut self) {
+        self.nums.push(0);
+    }
+
+    fn get(&self, id: &PointId) -> Option<u32> {
+        match id {
+            PointId::Num(n) => self.num_slots.get(n).copied(),
+            PointId::Str(s) => self.str_slots.get(s).copied(),
+        }
+    }
+
+    /// Points `id` at `slot`; returns the slot it pointed at before.
+    fn insert(&mut self, id: PointId, slot: u32) -> Option<u32> {
+        match id {
+            PointId::Num(n) => {
+                self.nums[slot as usize] = n;
+                self.num_slots.insert(n, slot)
+            }
+            PointId::Str(s) => {
+                self.strs.insert(slot, s.clone());
+                self.str_slots.insert(s, slot)
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &PointId) -> Option<u32> {
+        match id {
+            PointId::Num(n) => self.num_slots.remove(n),
+            PointId::Str(s) => self.str_slots.remove(s),
+        }
+    }
+
+    /// Forgets a retired slot's string id (numeric ones cost nothing).
+    fn clear_slot(&mut self, slot: u32) {
+        self.strs.remove(&slot);
+    }
+
+    /// The id whose current slot is `slot`.
+    fn id_of(&self, slot: u32) -> Option<PointId> {
+        if let Some(s) = self.strs.get(&slot) {
+            return (self.str_slots.get(s) == Some(&slot)).then(|| PointId::Str(s.clone()));
+        }
+        let n = *self.nums.get(slot as usize)?;
+        (self.num_slots.get(&n) == Some(&slot)).then_some(PointId::Num(n))
+    }
+
+    fn bytes(&self) -> usize {
+        self.nums.capacity() * 8
+            + self.num_slots.capacity() * 13
+            + (self.strs.capacity() + self.str_slots.capacity()) * 29
+            + self.strs.values().map(|s| s.len() * 2).sum::<usize>()
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     graph: Graph,
     store: Store,
-    ids: Vec<Option<PointId>>,
-    id_map: HashMap<PointId, u32>,
+    ids: IdTable,
     payloads: Vec<Option<Box<Value>>>,
     ingested: Vec<i64>,
     /// `i64::MAX`: never.
@@ -409,7 +481,7 @@ impl Inner {
         self.set_live(slot, false);
         let payload = self.payloads[slot as usize].take();
         self.payload_idx.remove(slot, payload.as_deref());
-        self.ids[slot as usize] = None;
+        self.ids.clear_slot(slot);
         if self.expires[slot as usize] != i64::MAX {
             self.expiring = self.expiring.saturating_sub(1);
         }
@@ -459,9 +531,8 @@ impl VectorIndex {
             cfg,
             inner: RwLock::new(Inner {
                 graph: Graph::new(cfg.hnsw.m, cfg.hnsw.ef_construction),
-                store: Store::new(cfg.quantization, cfg.dimension),
-                ids: Vec::new(),
-                id_map: HashMap::new(),
+                store: Store::new(cfg.quantization, cfg.dimension, cfg.metric),
+                ids: IdTable::default(),
                 payloads: Vec::new(),
                 ingested: Vec::new(),
                 expires: Vec::new(),
@@ -527,7 +598,7 @@ impl VectorIndex {
                 v.extend_from_slice(&p.vector);
                 self.normalize(&mut v);
                 g.store.push(&v);
-                g.ids.push(None);
+                g.ids.push_slot();
                 g.payloads.push(None);
                 g.ingested.push(p.ingested_at);
                 g.expires.push(p.expires_at.unwrap_or(i64::MAX));
@@ -568,12 +639,11 @@ impl VectorIndex {
         let mut g = self.inner.write();
         for (i, p) in points.into_iter().enumerate() {
             let slot = first + i as u32;
-            if let Some(old) = g.id_map.insert(p.id.clone(), slot) {
+            if let Some(old) = g.ids.insert(p.id, slot) {
                 g.kill(old);
             }
             g.payload_idx.insert(slot, p.payload.as_ref());
             g.payloads[slot as usize] = p.payload.map(Box::new);
-            g.ids[slot as usize] = Some(p.id);
             if p.expires_at.is_some() {
                 g.expiring += 1;
             }
@@ -587,7 +657,7 @@ impl VectorIndex {
         let mut g = self.inner.write();
         let mut n = 0;
         for id in ids {
-            if let Some(slot) = g.id_map.remove(id) {
+            if let Some(slot) = g.ids.remove(id) {
                 g.kill(slot);
                 n += 1;
             }
@@ -647,7 +717,7 @@ impl VectorIndex {
                         return None;
                     }
                 }
-                let id = g.ids[c.node as usize].clone()?;
+                let id = g.ids.id_of(c.node)?;
                 Some(ScoredPoint {
                     id,
                     score,
@@ -804,7 +874,7 @@ impl VectorIndex {
         let g = self.inner.read();
         self.matching_in(&g, filter, now)
             .into_iter()
-            .filter_map(|s| g.ids[s as usize].clone())
+            .filter_map(|s| g.ids.id_of(s))
             .collect()
     }
 
@@ -841,14 +911,14 @@ impl VectorIndex {
         g.live
             .iter()
             .filter(|&s| g.expires[s as usize] <= now)
-            .filter_map(|s| g.ids[s as usize].clone())
+            .filter_map(|s| g.ids.id_of(s))
             .collect()
     }
 
     /// Whether `id` is live (unexpired at `now`).
     pub fn contains(&self, id: &PointId, now: i64) -> bool {
         let g = self.inner.read();
-        g.id_map.get(id).is_some_and(|&s| g.alive(s, now))
+        g.ids.get(id).is_some_and(|s| g.alive(s, now))
     }
 
     /// Declares a payload index (filled from the current points).
@@ -901,8 +971,7 @@ impl VectorIndex {
             .sum();
         g.store.bytes()
             + links
-            + g.ids.capacity() * std::mem::size_of::<Option<PointId>>()
-            + g.id_map.capacity() * (std::mem::size_of::<PointId>() + 8)
+            + g.ids.bytes()
             + g.payloads.capacity() * std::mem::size_of::<Option<Box<Value>>>()
             + payload
             + n * 16
@@ -954,8 +1023,13 @@ impl VectorIndex {
         g.live.serialize_into(&mut lb)?;
         put_bytes(w, &lb)?;
         let mut ids = Vec::new();
-        for id in &g.ids {
-            let k = id.as_ref().map(|i| i.storage_key()).unwrap_or_default();
+        for slot in 0..g.graph.len() as u32 {
+            let k = g
+                .ids
+                .id_of(slot)
+                .filter(|_| g.is_live(slot))
+                .map(|i| i.storage_key())
+                .unwrap_or_default();
             ids.extend_from_slice(&(k.len() as u32).to_le_bytes());
             ids.extend_from_slice(k.as_bytes());
         }
@@ -1041,7 +1115,12 @@ impl VectorIndex {
             Quantization::F16 => f16s.len(),
             Quantization::I8 => codes.len(),
         };
-        if full != n * dim || codes.len() != n * dim || scales.len() != n || norms.len() != n {
+        let keep_norms = cfg.metric == Metric::Euclidean;
+        if full != n * dim
+            || codes.len() != n * dim
+            || scales.len() != n
+            || norms.len() != if keep_norms { n } else { 0 }
+        {
             return Err(bad("vector count"));
         }
         let store = Store {
@@ -1052,6 +1131,7 @@ impl VectorIndex {
             codes,
             scales,
             norms,
+            keep_norms,
         };
         let times = r.bytes().ok_or_else(|| bad("times"))?;
         if times.len() != n * 16 {
@@ -1067,24 +1147,27 @@ impl VectorIndex {
         if live.max().is_some_and(|m| m as usize >= n) {
             return Err(bad("live"));
         }
-        let mut ids = Vec::with_capacity(n);
-        let mut id_map = HashMap::with_capacity(live.len() as usize);
+        let mut ids = IdTable::default();
+        ids.nums.reserve_exact(n);
+        ids.num_slots.reserve(live.len() as usize);
         let mut ir = Reader {
             b: r.bytes().ok_or_else(|| bad("ids"))?,
             at: 0,
         };
         for slot in 0..n as u32 {
             let k = ir.bytes32().ok_or_else(|| bad("ids"))?;
+            ids.push_slot();
             if k.is_empty() {
-                ids.push(None);
+                if live.contains(slot) {
+                    return Err(bad("ids"));
+                }
                 continue;
             }
             let key = std::str::from_utf8(k).map_err(|_| bad("ids"))?;
             let id = PointId::from_storage_key(key)?;
             if live.contains(slot) {
-                id_map.insert(id.clone(), slot);
+                ids.insert(id, slot);
             }
-            ids.push(Some(id));
         }
         let mut payloads = Vec::with_capacity(n);
         let mut pr = Reader {
@@ -1132,7 +1215,6 @@ impl VectorIndex {
                     graph,
                     store,
                     ids,
-                    id_map,
                     payloads,
                     ingested,
                     expires,

@@ -126,6 +126,15 @@ async fn snapshot_replay_and_rebuild_give_the_same_answers() {
     v.upsert(&bot, "c", pts(0, 3000, dim), Q)
         .await
         .expect("upsert");
+    let named = PointInput {
+        id: PointId::Str("doc-ü-1".into()),
+        vector: vector(77_777, dim),
+        payload: Some(json!({"g": 3, "s": "named"})),
+        ttl_seconds: None,
+    };
+    v.upsert(&bot, "c", vec![named], Q)
+        .await
+        .expect("upsert named");
     v.checkpoint().await.expect("checkpoint");
     let snap = dir.path().join("vectors");
     assert_eq!(std::fs::read_dir(&snap).expect("dir").count(), 1);
@@ -147,7 +156,7 @@ async fn snapshot_replay_and_rebuild_give_the_same_answers() {
     v.upsert(&bot, "c", replaced, Q).await.expect("replace");
     let before = answers(&v, &bot, dim).await;
     let count = v.count(&bot, "c", None).await.expect("count");
-    assert_eq!(count, 3300);
+    assert_eq!(count, 3301);
     db.close().await;
     drop(v);
 
@@ -161,6 +170,23 @@ async fn snapshot_replay_and_rebuild_give_the_same_answers() {
     );
     let (idx, rows) = v.consistency(&bot, "c").expect("consistency");
     assert_eq!(idx, rows);
+    let hit = v
+        .search(
+            &bot,
+            "c",
+            SearchRequest {
+                vector: vector(77_777, dim),
+                k: 1,
+                filter: None,
+                ef: Some(64),
+                score_threshold: None,
+                with_payload: true,
+                with_vector: false,
+            },
+        )
+        .await
+        .expect("search");
+    assert_eq!(hit[0].id, PointId::Str("doc-ü-1".into()));
     let info = v.get_collection(&bot, "c").await.expect("info");
     assert_eq!(info.indexes.len(), 1);
     db.close().await;
