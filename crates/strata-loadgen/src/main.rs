@@ -9,7 +9,12 @@
 //! measured window is recorded; the run reports requests/s, p50, p99, max and
 //! errors (any non-2xx answer or transport failure), and can write the results
 //! as JSON and as a markdown report. `bench/http.sh` drives it end to end.
+//!
+//! `strata-loadgen cache-bench` and `strata-loadgen ann` are in-process
+//! benchmarks of the cache layer (`bench/cache.sh`) and of the vector engine
+//! (`bench/vectors.sh`).
 
+mod ann;
 mod cachebench;
 mod report;
 mod scenario;
@@ -53,6 +58,10 @@ enum Cmd {
     /// Benchmark Strata's cache layer against peers (in-process caches,
     /// redis-benchmark) and report end-to-end runs (see bench/cache.sh).
     CacheBench(Box<cachebench::CacheArgs>),
+    /// Benchmark the in-process vector engine on an ANN dataset (fvecs /
+    /// ivecs): build, recall@k and QPS per ef, filtered search (see
+    /// bench/vectors.sh).
+    Ann(Box<ann::AnnArgs>),
 }
 
 /// Options of `strata-loadgen run`.
@@ -166,6 +175,7 @@ async fn main() {
         Cmd::Wait { url, timeout_s } => wait_healthy(&url, timeout_s).await,
         Cmd::Run(args) => run(*args).await,
         Cmd::CacheBench(args) => cachebench::run(*args).await,
+        Cmd::Ann(args) => tokio::task::block_in_place(|| ann::run(*args)),
     };
     match code {
         Ok(code) => std::process::exit(code),
