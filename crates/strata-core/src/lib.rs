@@ -6,6 +6,8 @@
 //! facade crate `strata`.
 
 pub mod cache;
+pub mod drive;
+pub mod embed;
 pub mod error;
 pub mod filter;
 pub mod kv;
