@@ -3,6 +3,8 @@
 
 mod client;
 mod collections;
+mod files;
+mod kb;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -62,6 +64,90 @@ enum Command {
         server: client::ServerArgs,
         #[command(subcommand)]
         action: CollectionAction,
+    },
+    /// A bot's files (the drive) on a running server: put, get, ls, rm.
+    Files {
+        #[command(flatten)]
+        server: client::ServerArgs,
+        #[command(subcommand)]
+        action: FilesAction,
+    },
+    /// A bot's knowledge base on a running server: ingest a folder, status, search.
+    Kb {
+        #[command(flatten)]
+        server: client::ServerArgs,
+        #[command(subcommand)]
+        action: KbAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum FilesAction {
+    /// Upload a local file (streamed) as a new version of KEY (default: the
+    /// file's name).
+    Put {
+        bot: String,
+        file: PathBuf,
+        /// The file's key in the drive (default: the local file's name).
+        #[arg(value_name = "KEY")]
+        file_key: Option<String>,
+        /// Content type (default: guessed from the file's extension).
+        #[arg(long)]
+        content_type: Option<String>,
+    },
+    /// Download a file (streamed) to --out or stdout.
+    #[command(disable_version_flag = true)]
+    Get {
+        bot: String,
+        #[arg(value_name = "KEY")]
+        file_key: String,
+        /// Write to this file instead of stdout (written whole or not at all).
+        #[arg(long, short, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Read this older version.
+        #[arg(long)]
+        version: Option<i64>,
+    },
+    /// List current files, optionally under a prefix and rolled up by a delimiter.
+    Ls {
+        bot: String,
+        #[arg(long)]
+        prefix: Option<String>,
+        /// e.g. / to list one folder level.
+        #[arg(long)]
+        delimiter: Option<String>,
+    },
+    /// Delete a file's current version.
+    Rm {
+        bot: String,
+        #[arg(value_name = "KEY")]
+        file_key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KbAction {
+    /// Upload every file under FOLDER to <bot>.gbai/<bot>.gbkb/<relative path>
+    /// and wait until each is indexed or failed (with a progress bar).
+    Ingest {
+        bot: String,
+        folder: PathBuf,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+    },
+    /// Every document of the bot with its indexing status.
+    Status { bot: String },
+    /// Search the bot's knowledge base.
+    Search {
+        bot: String,
+        query: String,
+        /// hybrid, dense or keyword.
+        #[arg(long, default_value = "hybrid")]
+        mode: String,
+        /// How many results.
+        #[arg(long, default_value_t = 5)]
+        k: usize,
     },
 }
 
@@ -243,6 +329,55 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
+        Command::Files { server, action } => {
+            let c = client::Client::new(&server, cli.config.as_ref())?;
+            match action {
+                FilesAction::Put {
+                    bot,
+                    file,
+                    file_key,
+                    content_type,
+                } => {
+                    files::put(
+                        &c,
+                        &bot,
+                        &file,
+                        file_key.as_deref(),
+                        content_type.as_deref(),
+                    )
+                    .await
+                }
+                FilesAction::Get {
+                    bot,
+                    file_key,
+                    out,
+                    version,
+                } => files::get(&c, &bot, &file_key, out.as_deref(), version).await,
+                FilesAction::Ls {
+                    bot,
+                    prefix,
+                    delimiter,
+                } => files::ls(&c, &bot, prefix.as_deref(), delimiter.as_deref()).await,
+                FilesAction::Rm { bot, file_key } => files::rm(&c, &bot, &file_key).await,
+            }
+        }
+        Command::Kb { server, action } => {
+            let c = client::Client::new(&server, cli.config.as_ref())?;
+            match action {
+                KbAction::Ingest {
+                    bot,
+                    folder,
+                    timeout,
+                } => kb::ingest(&c, &bot, &folder, Duration::from_secs(timeout)).await,
+                KbAction::Status { bot } => kb::status(&c, &bot).await,
+                KbAction::Search {
+                    bot,
+                    query,
+                    mode,
+                    k,
+                } => kb::search(&c, &bot, &query, &mode, k).await,
+            }
+        }
     }
 }
 
@@ -303,6 +438,7 @@ async fn serve(config: Config) -> Result<()> {
     tracing::info!(address = %local, "strata is listening");
     eprintln!("strata listening on http://{local}");
     tokio::spawn(strata.clone().run_janitor(Duration::from_secs(60)));
+    tokio::spawn(strata.clone().run_kb_worker());
     strata_server::serve(strata.clone(), listener, shutdown_signal())
         .await
         .context("serving HTTP")?;

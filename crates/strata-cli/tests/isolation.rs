@@ -141,6 +141,16 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("POST", "/v1/bots/{bot}/collections/{name}/index", BotAdmin),
     ("GET", "/v1/bots/{bot}/collections/{name}/export", BotRead),
     ("POST", "/v1/bots/{bot}/collections/{name}/import", BotWrite),
+    // drive
+    ("PUT", "/v1/bots/{bot}/files/{key}", BotWrite),
+    ("GET", "/v1/bots/{bot}/files/{key}", BotRead),
+    ("HEAD", "/v1/bots/{bot}/files/{key}", BotRead),
+    ("DELETE", "/v1/bots/{bot}/files/{key}", BotWrite),
+    ("GET", "/v1/bots/{bot}/files", BotRead),
+    // knowledge base
+    ("GET", "/v1/bots/{bot}/kb/documents", BotRead),
+    ("POST", "/v1/bots/{bot}/kb/search", BotRead),
+    ("POST", "/v1/bots/{bot}/kb/reindex", BotWrite),
 ];
 
 const HTTP_METHODS: &[&str] = &[
@@ -163,6 +173,8 @@ struct Fixture {
     setting: String,
     kv_key: String,
     kv_value: String,
+    /// A file in the drive (key with a folder).
+    file_key: String,
     /// A vector collection with one point.
     collection: String,
     point: String,
@@ -294,6 +306,7 @@ fn resolve(template: &str, fx: &Fixture) -> String {
                 ("keys", _) => &fx.victim_key_id,
                 ("config", _) => &fx.setting,
                 ("kv", _) => &fx.kv_key,
+                ("files", _) => &fx.file_key,
                 ("collections", _) => &fx.collection,
                 ("points", _) => &fx.point,
                 _ => panic!(
@@ -346,6 +359,7 @@ fn body_for(method: &str, template: &str, fx: &Fixture) -> (Body, bool) {
         ("PUT", _, "/config") => j(json!({ fx.setting.clone(): "replaced", "other": 2 })),
         ("PUT", _, "/config/{name}") => j(json!("overwritten by matrix")),
         ("PUT", _, "/kv/{key}") => (Body::Raw(b"overwritten by matrix".to_vec()), true),
+        ("PUT", _, "/files/{key}") => (Body::Raw(b"file overwritten by matrix".to_vec()), true),
         ("POST", _, "/kv/batch") => j(json!({
             "ops": [
                 { "op": "set", "key": fx.kv_key, "value_base64": "b3ZlcndyaXR0ZW4=" },
@@ -383,6 +397,8 @@ fn body_for(method: &str, template: &str, fx: &Fixture) -> (Body, bool) {
             ),
             true,
         ),
+        ("POST", _, "/kb/search") => j(json!({ "query": "matrix", "mode": "keyword", "k": 3 })),
+        ("POST", _, "/kb/reindex") => (Body::None, true),
         ("POST" | "PUT" | "PATCH", _, _) => (Body::Json(json!({})), false),
         _ => (Body::None, true),
     }
@@ -476,6 +492,21 @@ async fn seed(s: &Server, bot: &str) -> Fixture {
         r.status,
         r.text()
     );
+    let file_key = "seeded/notes.txt".to_owned();
+    let r = send(
+        s,
+        &Method::PUT,
+        &format!("{base}/files/{file_key}"),
+        &Auth::Bearer(ADMIN_KEY.into()),
+        &Body::Raw(format!("seeded file of {bot}").into_bytes()),
+    )
+    .await;
+    assert!(
+        (200..300).contains(&r.status),
+        "seed file: {} {}",
+        r.status,
+        r.text()
+    );
     let collection = "seeded-docs".to_owned();
     s.post_ok(
         &format!("{base}/collections"),
@@ -521,6 +552,7 @@ async fn seed(s: &Server, bot: &str) -> Fixture {
         setting,
         kv_key,
         kv_value,
+        file_key,
         collection,
         point,
         victim_key_id: victim["id"].as_str().expect("key id").to_owned(),
@@ -586,6 +618,8 @@ async fn snapshot(s: &Server, fx: &Fixture) -> Value {
         "config": s.get_ok(&format!("{b}/config"), ADMIN_KEY).await,
         "kv_keys": s.get_ok(&format!("{b}/kv"), ADMIN_KEY).await,
         "kv_stats": s.get_ok(&format!("{b}/kv-stats"), ADMIN_KEY).await,
+        "files": s.get_ok(&format!("{b}/files"), ADMIN_KEY).await,
+        "file_versions": s.get_ok(&format!("{b}/files/{}?versions", fx.file_key), ADMIN_KEY).await,
         "kv_value": { "status": kv.status, "value": kv.text() },
     })
 }

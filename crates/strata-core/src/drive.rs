@@ -144,6 +144,10 @@ pub trait DriveStore: Send + Sync + fmt::Debug {
     /// Removes everything of a bot.
     async fn drop_bot(&self, bot: &BotId) -> Result<()>;
     async fn ping(&self) -> Result<()>;
+    /// The store's name in readiness reports (`filesystem`, `s3`).
+    fn backend(&self) -> &'static str {
+        "drive"
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,10 @@ use strata_records::Durability;
 
 /// Default request body limit: 10 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+/// Default `STRATA_MAX_UPLOAD_BYTES`: 100 MiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 100 * 1024 * 1024;
+/// Default `STRATA_DRIVE_VERSION_RETENTION_DAYS`.
+pub const DEFAULT_DRIVE_VERSION_RETENTION_DAYS: i64 = 30;
 /// Default requests per minute per API key and endpoint group (1000/s
 /// sustained, a full minute's worth as a burst).
 pub const DEFAULT_RATE_LIMIT: u32 = 60_000;
@@ -100,10 +104,25 @@ pub struct Config {
     pub cache_url: String,
     /// The vector engine (`STRATA_VECTORS_URL`).
     pub vectors_url: String,
-    /// The embedder (`STRATA_EMBEDDER`).
+    /// The embedder (`STRATA_EMBEDDER`): `none`, `local:<model folder>` or
+    /// `openai:<base url>`.
     pub embedder: String,
+    /// Bearer token of an `openai:` embedder (`STRATA_EMBEDDER_API_KEY`).
+    pub embedder_api_key: Option<Secret>,
+    /// Model an `openai:` embedder asks for (`STRATA_EMBEDDER_MODEL`;
+    /// default `text-embedding-3-small`).
+    pub embedder_model: Option<String>,
+    /// Dimension of an `openai:` embedder's vectors
+    /// (`STRATA_EMBEDDER_DIMENSION`; learned from its first answer if unset).
+    pub embedder_dimension: Option<usize>,
     /// Request body limit in bytes (`STRATA_MAX_BODY_BYTES`).
     pub max_body_bytes: u64,
+    /// Largest file upload in bytes (`STRATA_MAX_UPLOAD_BYTES`); file
+    /// uploads stream and are not bound by `max_body_bytes`.
+    pub max_upload_bytes: u64,
+    /// Days a replaced or deleted file version stays readable by number
+    /// (`STRATA_DRIVE_VERSION_RETENTION_DAYS`).
+    pub drive_version_retention_days: i64,
     /// Default requests per minute per key (`STRATA_RATE_LIMIT`).
     pub rate_limit: u32,
     /// Default idle lifetime of sessions (`STRATA_SESSION_TTL_SECONDS`).
@@ -150,7 +169,12 @@ fn unreachable_default() -> Config {
         cache_url: "memory://".into(),
         vectors_url: "embedded".into(),
         embedder: "none".into(),
+        embedder_api_key: None,
+        embedder_model: None,
+        embedder_dimension: None,
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+        drive_version_retention_days: DEFAULT_DRIVE_VERSION_RETENTION_DAYS,
         rate_limit: DEFAULT_RATE_LIMIT,
         session_ttl_seconds: DEFAULT_SESSION_TTL_SECONDS,
         history_cache_bytes: DEFAULT_HISTORY_CACHE_BYTES,
@@ -172,7 +196,12 @@ pub struct ConfigBuilder {
     cache_url: Option<String>,
     vectors_url: Option<String>,
     embedder: Option<String>,
+    embedder_api_key: Option<String>,
+    embedder_model: Option<String>,
+    embedder_dimension: Option<toml::Value>,
     max_body_bytes: Option<toml::Value>,
+    max_upload_bytes: Option<toml::Value>,
+    drive_version_retention_days: Option<toml::Value>,
     rate_limit: Option<toml::Value>,
     session_ttl_seconds: Option<toml::Value>,
     history_cache_bytes: Option<toml::Value>,
@@ -221,7 +250,13 @@ impl ConfigBuilder {
         b.cache_url = s("STRATA_CACHE_URL").or(b.cache_url);
         b.vectors_url = s("STRATA_VECTORS_URL").or(b.vectors_url);
         b.embedder = s("STRATA_EMBEDDER").or(b.embedder);
+        b.embedder_api_key = s("STRATA_EMBEDDER_API_KEY").or(b.embedder_api_key);
+        b.embedder_model = s("STRATA_EMBEDDER_MODEL").or(b.embedder_model);
+        b.embedder_dimension = n("STRATA_EMBEDDER_DIMENSION").or(b.embedder_dimension);
         b.max_body_bytes = n("STRATA_MAX_BODY_BYTES").or(b.max_body_bytes);
+        b.max_upload_bytes = n("STRATA_MAX_UPLOAD_BYTES").or(b.max_upload_bytes);
+        b.drive_version_retention_days =
+            n("STRATA_DRIVE_VERSION_RETENTION_DAYS").or(b.drive_version_retention_days);
         b.rate_limit = n("STRATA_RATE_LIMIT").or(b.rate_limit);
         b.session_ttl_seconds = n("STRATA_SESSION_TTL_SECONDS").or(b.session_ttl_seconds);
         b.history_cache_bytes = n("STRATA_HISTORY_CACHE_BYTES").or(b.history_cache_bytes);
@@ -251,6 +286,12 @@ impl ConfigBuilder {
     /// Sets the body limit.
     pub fn max_body_bytes(mut self, n: u64) -> Self {
         self.max_body_bytes = Some(toml::Value::Integer(n as i64));
+        self
+    }
+
+    /// Sets the file upload limit.
+    pub fn max_upload_bytes(mut self, n: u64) -> Self {
+        self.max_upload_bytes = Some(toml::Value::Integer(n as i64));
         self
     }
 
@@ -311,15 +352,24 @@ impl ConfigBuilder {
             )?;
         }
         let embedder = self.embedder.unwrap_or_else(|| "none".into());
-        if !(embedder == "none"
-            || embedder.starts_with("local:")
-            || embedder.starts_with("openai:"))
-        {
-            return Err(setting_error(
-                "STRATA_EMBEDDER",
-                format!("{embedder:?}: expected none, local:<model folder> or openai:<base url>"),
-            ));
-        }
+        check_embedder(&embedder)?;
+        let embedder_api_key = match self.embedder_api_key {
+            Some(k) if k.is_empty() => None,
+            Some(k) if k.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+                return Err(setting_error(
+                    "STRATA_EMBEDDER_API_KEY",
+                    "must not contain whitespace",
+                ));
+            }
+            k => k.map(Secret),
+        };
+        let embedder_model = self.embedder_model.filter(|m| !m.trim().is_empty());
+        let embedder_dimension = match self.embedder_dimension {
+            None => None,
+            Some(v) => {
+                Some(int_setting("STRATA_EMBEDDER_DIMENSION", Some(v), 0, 1, 65_536)? as usize)
+            }
+        };
         let max_body_bytes = int_setting(
             "STRATA_MAX_BODY_BYTES",
             self.max_body_bytes,
@@ -327,6 +377,20 @@ impl ConfigBuilder {
             1024,
             1 << 40,
         )? as u64;
+        let max_upload_bytes = int_setting(
+            "STRATA_MAX_UPLOAD_BYTES",
+            self.max_upload_bytes,
+            DEFAULT_MAX_UPLOAD_BYTES as i64,
+            1,
+            1 << 42,
+        )? as u64;
+        let drive_version_retention_days = int_setting(
+            "STRATA_DRIVE_VERSION_RETENTION_DAYS",
+            self.drive_version_retention_days,
+            DEFAULT_DRIVE_VERSION_RETENTION_DAYS,
+            0,
+            100 * 365,
+        )?;
         let rate_limit = int_setting(
             "STRATA_RATE_LIMIT",
             self.rate_limit,
@@ -375,7 +439,12 @@ impl ConfigBuilder {
             cache_url,
             vectors_url,
             embedder,
+            embedder_api_key,
+            embedder_model,
+            embedder_dimension,
             max_body_bytes,
+            max_upload_bytes,
+            drive_version_retention_days,
             rate_limit,
             session_ttl_seconds,
         })
@@ -393,15 +462,55 @@ const STRING_KEYS: &[&str] = &[
     "cache_url",
     "vectors_url",
     "embedder",
+    "embedder_api_key",
+    "embedder_model",
 ];
 const NUMBER_KEYS: &[&str] = &[
     "max_body_bytes",
+    "max_upload_bytes",
+    "drive_version_retention_days",
     "rate_limit",
     "session_ttl_seconds",
     "history_cache_bytes",
     "vector_max_collections",
     "vector_max_points",
+    "embedder_dimension",
 ];
+
+/// `STRATA_EMBEDDER`: `none`, `local:<model folder>` or `openai:<http(s) url>`.
+fn check_embedder(embedder: &str) -> Result<()> {
+    let expected = "expected none, local:<model folder> or openai:<base url>";
+    if embedder == "none" {
+        return Ok(());
+    }
+    if let Some(dir) = embedder.strip_prefix("local:") {
+        if dir.trim().is_empty() {
+            return Err(setting_error(
+                "STRATA_EMBEDDER",
+                format!("{embedder:?}: the model folder is missing ({expected})"),
+            ));
+        }
+        return Ok(());
+    }
+    if let Some(url) = embedder.strip_prefix("openai:") {
+        let host = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        if host.is_none_or(|h| h.trim_matches('/').is_empty()) {
+            return Err(setting_error(
+                "STRATA_EMBEDDER",
+                format!(
+                    "{embedder:?}: the base url must be http(s)://host[:port][/path] ({expected})"
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    Err(setting_error(
+        "STRATA_EMBEDDER",
+        format!("{embedder:?}: {expected}"),
+    ))
+}
 
 /// Parses the file, naming the key of any unknown or mistyped setting.
 fn parse_file(path: &Path, text: &str) -> Result<ConfigBuilder> {
@@ -616,5 +725,57 @@ mod tests {
             !dbg.contains("pw@") && !dbg.contains("0123456789abcdef"),
             "{dbg}"
         );
+    }
+
+    #[test]
+    fn embedder_settings() {
+        for ok in [
+            "none",
+            "local:/models/minilm",
+            "openai:https://api.openai.com",
+            "openai:http://127.0.0.1:11434/v1",
+        ] {
+            assert_eq!(
+                build(&[("STRATA_EMBEDDER", ok)])
+                    .map(|c| c.embedder)
+                    .ok()
+                    .as_deref(),
+                Some(ok)
+            );
+        }
+        for bad in [
+            "local:",
+            "openai:",
+            "openai:ftp://x",
+            "openai:http://",
+            "bert:/m",
+            "None",
+        ] {
+            let err = build(&[("STRATA_EMBEDDER", bad)]).expect_err(bad);
+            assert!(
+                err.message().contains("STRATA_EMBEDDER"),
+                "{bad}: {}",
+                err.message()
+            );
+        }
+        let c = build(&[
+            ("STRATA_EMBEDDER", "openai:https://api.openai.com"),
+            ("STRATA_EMBEDDER_API_KEY", "sk-secret-embedder-key"),
+            ("STRATA_EMBEDDER_MODEL", "text-embedding-3-large"),
+            ("STRATA_EMBEDDER_DIMENSION", "3072"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.embedder_api_key.as_ref().map(Secret::expose),
+            Some("sk-secret-embedder-key")
+        );
+        assert_eq!(c.embedder_model.as_deref(), Some("text-embedding-3-large"));
+        assert_eq!(c.embedder_dimension, Some(3072));
+        assert!(
+            !format!("{c:?}").contains("sk-secret"),
+            "the key is redacted"
+        );
+        let err = build(&[("STRATA_EMBEDDER_DIMENSION", "0")]).expect_err("zero");
+        assert!(err.message().contains("STRATA_EMBEDDER_DIMENSION"));
     }
 }

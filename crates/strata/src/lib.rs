@@ -29,6 +29,8 @@
 
 pub mod auth;
 pub mod config;
+pub mod files;
+pub mod kb;
 pub mod limits;
 pub mod lock;
 mod scope;
@@ -45,6 +47,8 @@ pub use scope::{
     ttl_from_seconds as scope_ttl, BotScope, KvBatchResult, MessagePage, MessageQuery,
 };
 pub use strata_core::cache::CacheStore;
+pub use strata_core::drive::DriveStore;
+pub use strata_core::embed::Embedder;
 pub use strata_core::kv::{KvOp, KvOpOutcome, KvStats, KvStore};
 pub use strata_core::page::{Cursor, Page, PageRequest, DEFAULT_LIMIT, MAX_LIMIT};
 pub use strata_core::rate::{Rate, Throttle};
@@ -59,6 +63,15 @@ use strata_records::{SqliteDatabase, SqliteOptions, SqliteRecords};
 use strata_vectors::EmbeddedVectors;
 
 const ADMIN_KEY_META: &str = "admin_key_sha256";
+
+/// The readiness backend name of an embedder (`local:all-MiniLM-L6-v2` → `local`).
+fn embedder_backend(name: &str) -> &'static str {
+    match name.split(':').next() {
+        Some("local") => "local",
+        Some("openai") => "openai",
+        _ => "none",
+    }
+}
 
 /// Readiness of one layer.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +102,11 @@ struct Inner {
     versions: versions::HistoryVersions,
     cache: Arc<dyn CacheStore>,
     vectors: Arc<dyn VectorStore>,
+    drive: Arc<dyn DriveStore>,
+    embedder: Arc<dyn Embedder>,
+    /// The knowledge base (indexing worker, search); needs sqlite:// records
+    /// and the drive: built by [`kb::open_knowledge_base`].
+    kb: Option<Arc<strata_kb::KnowledgeBase>>,
     limits: limits::BotLimits,
 }
 
@@ -169,10 +187,43 @@ impl Strata {
                 .with_code("invalid_config"));
             }
         };
+        // A local model that does not load stops start-up here, naming the
+        // folder and the file.
+        let embedder = strata_embed::open_embedder_with(
+            &config.embedder,
+            strata_embed::EmbedderOptions {
+                api_key: config
+                    .embedder_api_key
+                    .as_ref()
+                    .map(|k| k.expose().to_owned()),
+                model: config.embedder_model.clone(),
+                dimension: config.embedder_dimension,
+                timeout: None,
+            },
+        )
+        .await?;
+        let drive: Arc<dyn DriveStore> = match &sqlite {
+            // A bad URL is `invalid_config` naming STRATA_DRIVE_URL; a
+            // folder that cannot be created is `unavailable`.
+            Some(db) => Arc::new(strata_drive::open_drive(&config.drive_url, db.clone()).await?),
+            None => {
+                return Err(Error::invalid(
+                    "invalid setting STRATA_DRIVE_URL: the drive keeps its metadata in the records database and needs sqlite:// records",
+                )
+                .with_code("invalid_config"));
+            }
+        };
         let admin_key_hash = match &config.admin_key {
             Some(k) => Some(auth::hash_secret(k.expose())),
             None => records.get_meta(ADMIN_KEY_META).await?,
         };
+        let kb = kb::open_knowledge_base(
+            sqlite.as_ref(),
+            drive.clone(),
+            vectors.clone(),
+            embedder.clone(),
+            records.clone(),
+        );
         Ok(Strata {
             inner: Arc::new(Inner {
                 config,
@@ -183,6 +234,9 @@ impl Strata {
                 versions: Default::default(),
                 cache,
                 vectors,
+                drive,
+                embedder,
+                kb,
                 limits: Default::default(),
             }),
         })
@@ -219,6 +273,9 @@ impl Strata {
             versions: Default::default(),
             cache: self.inner.cache.clone(),
             vectors: self.inner.vectors.clone(),
+            drive: self.inner.drive.clone(),
+            embedder: self.inner.embedder.clone(),
+            kb: self.inner.kb.clone(),
             limits: Default::default(),
         };
         Ok((
@@ -252,6 +309,16 @@ impl Strata {
     /// The vectors layer.
     pub fn vectors(&self) -> &Arc<dyn VectorStore> {
         &self.inner.vectors
+    }
+
+    /// The drive layer (file bodies and their versions).
+    pub fn drive(&self) -> &Arc<dyn DriveStore> {
+        &self.inner.drive
+    }
+
+    /// The embedder (`STRATA_EMBEDDER`); `none` answers `no_embedder`.
+    pub fn embedder(&self) -> &Arc<dyn Embedder> {
+        &self.inner.embedder
     }
 
     /// Saves the vector indexes' snapshots, then closes database pools
@@ -321,6 +388,7 @@ impl Strata {
         // create succeeded: a duplicate create must not wipe the live bot's kv.
         self.inner.kv.clear_prefix(id.as_str(), "").await?;
         self.inner.vectors.drop_bot(&id).await?;
+        self.inner.drive.drop_bot(&id).await?;
         self.audit(
             who,
             Some(&id),
@@ -346,6 +414,7 @@ impl Strata {
         self.inner.records.get_bot(&id).await?;
         self.inner.kv.clear_prefix(id.as_str(), "").await?;
         self.inner.vectors.drop_bot(&id).await?;
+        self.inner.drive.drop_bot(&id).await?;
         let deleted = self.inner.records.delete_bot(&id).await;
         self.inner.versions.bump_all();
         deleted?;
@@ -376,6 +445,9 @@ impl Strata {
         let start = Instant::now();
         let vectors = self.inner.vectors.ping().await;
         let vectors_ms = start.elapsed().as_secs_f64() * 1000.0;
+        let start = Instant::now();
+        let drive = self.inner.drive.ping().await;
+        let drive_ms = start.elapsed().as_secs_f64() * 1000.0;
         vec![
             LayerHealth {
                 layer: "records",
@@ -400,6 +472,26 @@ impl Strata {
                 ok: vectors.is_ok(),
                 latency_ms: vectors_ms,
                 error: vectors.err().map(|e| e.to_string()),
+            },
+            // Loaded at start (a local model that fails stops start-up);
+            // an openai endpoint is not called here, its failures show on
+            // the calls that embed. Without an embedder only dense search
+            // is missing, so it is never required.
+            LayerHealth {
+                layer: "embedder",
+                required: false,
+                backend: embedder_backend(self.inner.embedder.name()),
+                ok: true,
+                latency_ms: 0.0,
+                error: None,
+            },
+            LayerHealth {
+                layer: "drive",
+                required: true,
+                backend: self.inner.drive.backend(),
+                ok: drive.is_ok(),
+                latency_ms: drive_ms,
+                error: drive.err().map(|e| e.to_string()),
             },
             // The cache may be lost at any time without losing data, so a
             // cache that does not answer degrades readiness but is reported.
@@ -430,6 +522,13 @@ impl Strata {
                 .await
             {
                 tracing::warn!(error = %e, "purging expired sessions failed");
+            }
+            let retention = self.inner.config.drive_version_retention_days;
+            let before = Timestamp::now().plus_seconds(-retention * 24 * 3600);
+            match self.inner.drive.purge_versions(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(versions = n, "purged old file versions"),
+                Err(e) => tracing::warn!(error = %e, "purging old file versions failed"),
             }
             if let Err(e) = self.inner.vectors.purge_expired().await {
                 tracing::warn!(error = %e, "purging expired vector points failed");

@@ -83,6 +83,11 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_vectors",
         include_str!("../../migrations/0002_vectors.sql"),
     ),
+    (
+        "0003_drive",
+        include_str!("../../migrations/0003_drive.sql"),
+    ),
+    ("0004_kb", include_str!("../../migrations/0004_kb.sql")),
 ];
 
 type Completion = Box<dyn FnOnce(Option<&str>) + Send>;

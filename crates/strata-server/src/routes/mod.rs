@@ -2,6 +2,8 @@
 
 mod bots;
 mod conversations;
+mod files;
+mod kb;
 mod kv;
 mod people;
 mod records;
@@ -17,6 +19,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 
 pub(crate) fn register(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    let r = files::register(r);
     r.routes(routes!(service::health))
         .routes(routes!(service::ready))
         .routes(routes!(service::metrics))
@@ -78,6 +81,9 @@ pub(crate) fn register(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
             kv::delete_value
         ))
         .routes(routes!(kv::list_keys))
+        .routes(routes!(kb::list_documents))
+        .routes(routes!(kb::search))
+        .routes(routes!(kb::reindex))
         .routes(routes!(kv::batch))
         .routes(routes!(kv::stats))
         .routes(routes!(

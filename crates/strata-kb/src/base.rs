@@ -1,0 +1,776 @@
+//! [`KnowledgeBase`]: the indexing worker and search over the other layers.
+//!
+//! # The pipeline of one job
+//! 1. `head` the key in the drive. Gone → remove the document: its chunks
+//!    and FTS rows in one transaction, then its vectors.
+//! 2. The fingerprint — sha256 of (content sha256, embedder, chunking) — is
+//!    what the document was last indexed from: only the version moves, no
+//!    re-extraction and no re-embedding (unless the job is a forced reindex).
+//! 3. Read the body (bounded), extract (blocking thread, timeout), chunk.
+//! 4. With an embedder: embed the chunks and upsert them into the bot's `kb`
+//!    collection under ids derived from (key, fingerprint, chunk) —
+//!    idempotent, and distinct from the previous content's points.
+//! 5. One transaction replaces the chunks and FTS rows, updates the document
+//!    row and deletes the job.
+//! 6. The previous content's vectors are deleted by filter. Dense results are
+//!    joined with the current chunk rows by fingerprint, so a vector left
+//!    behind by a crash between 5 and 6 is never returned.
+//!
+//! Failures: a document that cannot be extracted fails at once (retrying
+//! cannot help); anything else (drive, embedder, vectors unavailable) is
+//! retried up to [`KbOptions::max_attempts`] claims with backoff, then the
+//! document is `failed` with the last error. A process that dies mid-job
+//! leaves it `running`; [`KnowledgeBase::run_worker`] queues it again at
+//! start, and the attempts count includes those claims, so a document that
+//! kills the process cannot loop forever.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use strata_core::drive::{DriveStore, ListRequest, ObjectMeta};
+use strata_core::embed::Embedder;
+use strata_core::filter::{Condition, Filter, MatchValue};
+use strata_core::records::RecordStore;
+use strata_core::types::BotId;
+use strata_core::vectors::{
+    CollectionSpec, FieldType, Metric, PointId, PointInput, PointSelector, SearchRequest,
+    VectorQuota, VectorStore,
+};
+use strata_core::{Error, ErrorKind, Result};
+use tokio::sync::Notify;
+
+use crate::chunk::{chunk_text, Chunking, CHUNK_OVERLAP_SETTING, CHUNK_SIZE_SETTING};
+use crate::extract::{extract_with_timeout, ExtractLimits};
+use crate::fusion::{fuse, Fusion};
+use crate::store::{IndexedDocument, Job, KbFilter, KbStore};
+
+/// The per-bot collection that holds the knowledge base's vectors.
+pub const KB_COLLECTION: &str = "kb";
+/// Largest `k` of a search.
+pub const MAX_K: usize = 100;
+/// Longest query, in bytes.
+pub const MAX_QUERY_BYTES: usize = 4096;
+
+/// Tuning of the worker.
+#[derive(Debug, Clone)]
+pub struct KbOptions {
+    /// Claims of one job before its document is `failed`.
+    pub max_attempts: i64,
+    /// Wait before the first retry; each further retry waits 4× longer.
+    pub retry_backoff: Duration,
+    /// How long a claim holds a job before another worker may take it.
+    pub lease: Duration,
+    /// Texts per embedder call.
+    pub embed_batch: usize,
+    pub limits: ExtractLimits,
+}
+
+impl Default for KbOptions {
+    fn default() -> Self {
+        KbOptions {
+            max_attempts: 3,
+            retry_backoff: Duration::from_secs(2),
+            lease: Duration::from_secs(30 * 60),
+            embed_batch: 32,
+            limits: ExtractLimits::default(),
+        }
+    }
+}
+
+/// How a search ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchMode {
+    Keyword,
+    Dense,
+    Hybrid,
+}
+
+impl SearchMode {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "keyword" => Ok(SearchMode::Keyword),
+            "dense" => Ok(SearchMode::Dense),
+            "hybrid" => Ok(SearchMode::Hybrid),
+            other => Err(Error::invalid(format!(
+                "mode {other:?} is unknown: expected hybrid, dense or keyword"
+            ))
+            .with_code("invalid_mode")),
+        }
+    }
+}
+
+/// A search.
+#[derive(Debug, Clone)]
+pub struct SearchQuery {
+    pub query: String,
+    pub mode: SearchMode,
+    pub k: usize,
+    pub filter: KbFilter,
+    /// Hybrid only; [`Fusion::default`] when `None`.
+    pub fusion: Option<Fusion>,
+}
+
+/// One result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    /// The document's key in the drive.
+    pub document: String,
+    pub version: i64,
+    /// The chunk's position in the document, from 0.
+    pub chunk: i64,
+    pub text: String,
+    pub score: f32,
+}
+
+/// The knowledge base of every bot.
+#[derive(Debug)]
+pub struct KnowledgeBase {
+    store: KbStore,
+    drive: Arc<dyn DriveStore>,
+    vectors: Arc<dyn VectorStore>,
+    embedder: Arc<dyn Embedder>,
+    records: Arc<dyn RecordStore>,
+    opts: KbOptions,
+    wake: Notify,
+}
+
+/// The drive folder whose files are a bot's knowledge-base documents.
+pub fn kb_prefix(bot: &BotId) -> String {
+    format!("{0}.gbai/{0}.gbkb/", bot.as_str())
+}
+
+fn hex_sha256(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+        h.update([0u8]);
+    }
+    hex::encode(h.finalize())
+}
+
+fn is_permanent(e: &Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::InvalidInput | ErrorKind::PayloadTooLarge
+    )
+}
+
+impl KnowledgeBase {
+    pub fn new(
+        store: KbStore,
+        drive: Arc<dyn DriveStore>,
+        vectors: Arc<dyn VectorStore>,
+        embedder: Arc<dyn Embedder>,
+        records: Arc<dyn RecordStore>,
+        opts: KbOptions,
+    ) -> Self {
+        KnowledgeBase {
+            store,
+            drive,
+            vectors,
+            embedder,
+            records,
+            opts,
+            wake: Notify::new(),
+        }
+    }
+
+    /// The rows.
+    pub fn store(&self) -> &KbStore {
+        &self.store
+    }
+
+    /// The embedder in use.
+    pub fn embedder(&self) -> &Arc<dyn Embedder> {
+        &self.embedder
+    }
+
+    /// Whether `key` is a knowledge-base document of `bot`.
+    pub fn is_document(bot: &BotId, key: &str) -> bool {
+        key.starts_with(&kb_prefix(bot)) && key.len() > kb_prefix(bot).len()
+    }
+
+    /// Called after a drive write or delete of `key`: a document is queued
+    /// for (re)indexing or removal. Other keys are ignored.
+    pub async fn file_changed(&self, bot: &BotId, key: &str, version: Option<i64>) -> Result<()> {
+        if !Self::is_document(bot, key) {
+            return Ok(());
+        }
+        self.store.enqueue(bot, key, version, false).await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Queues every document of the bot (drive files under its `.gbkb/`
+    /// folder, and documents whose file is gone) for a forced re-index.
+    /// Returns how many were queued.
+    pub async fn reindex(&self, bot: &BotId) -> Result<u64> {
+        let prefix = kb_prefix(bot);
+        let mut keys: Vec<String> = self.store.document_keys(bot)?;
+        let mut after = None;
+        loop {
+            let page = self
+                .drive
+                .list(
+                    bot,
+                    ListRequest {
+                        prefix: prefix.clone(),
+                        delimiter: None,
+                        after: after.take(),
+                        limit: 1000,
+                    },
+                )
+                .await?;
+            keys.extend(page.objects.into_iter().map(|o| o.key));
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        for key in &keys {
+            self.store.enqueue(bot, key, None, true).await?;
+        }
+        self.wake.notify_one();
+        Ok(keys.len() as u64)
+    }
+
+    /// Runs the indexing worker forever: first puts jobs interrupted by a
+    /// previous process back in the queue, then claims and runs jobs one at
+    /// a time, sleeping when there are none.
+    pub async fn run_worker(self: Arc<Self>) {
+        match self.store.recover(self.opts.max_attempts).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "resuming interrupted knowledge-base jobs"),
+            Err(e) => tracing::warn!(error = %e, "recovering knowledge-base jobs failed"),
+        }
+        let lease_ms = self.opts.lease.as_millis() as i64;
+        loop {
+            match self.store.claim(lease_ms).await {
+                Ok(Some(job)) => self.run_job(job).await,
+                Ok(None) => {
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming a knowledge-base job failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    /// Runs jobs until none is runnable (tests and tools).
+    pub async fn drain(&self) -> Result<usize> {
+        let lease_ms = self.opts.lease.as_millis() as i64;
+        let mut n = 0;
+        while let Some(job) = self.store.claim(lease_ms).await? {
+            self.run_job(job).await;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    async fn run_job(&self, job: Job) {
+        let started = std::time::Instant::now();
+        let result = self.index(&job).await;
+        match result {
+            Ok(outcome) => {
+                tracing::debug!(bot = %job.bot.as_str(), key = %job.key, outcome, ms = started.elapsed().as_millis() as u64, "knowledge-base job done");
+            }
+            Err((e, version)) => {
+                let permanent = is_permanent(&e);
+                let retry_ms = self.opts.retry_backoff.as_millis() as i64
+                    * 4i64.saturating_pow(job.attempts.saturating_sub(1).clamp(0, 8) as u32);
+                tracing::warn!(bot = %job.bot.as_str(), key = %job.key, attempt = job.attempts, permanent, error = %e, "indexing a document failed");
+                if let Err(e2) = self
+                    .store
+                    .fail(
+                        &job,
+                        &e,
+                        permanent,
+                        self.opts.max_attempts,
+                        retry_ms,
+                        version,
+                    )
+                    .await
+                {
+                    tracing::warn!(error = %e2, "recording a knowledge-base failure failed");
+                }
+                if permanent || job.attempts >= self.opts.max_attempts {
+                    self.delete_vectors(&job.bot, &job.key, None).await;
+                }
+            }
+        }
+    }
+
+    async fn chunking(&self, bot: &BotId) -> Result<Chunking> {
+        let config = self.records.get_config(bot).await?;
+        let num = |name: &str| -> Result<Option<usize>> {
+            match config.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::Number(n)) => n.as_u64().map(|n| Some(n as usize)).ok_or(()),
+                Some(Value::String(s)) => s.trim().parse::<usize>().map(Some).map_err(|_| ()),
+                Some(_) => Err(()),
+            }
+            .map_err(|_| {
+                Error::invalid(format!("the bot setting {name} must be a whole number"))
+                    .with_code("invalid_chunking")
+            })
+        };
+        let d = Chunking::default();
+        let c = Chunking {
+            size: num(CHUNK_SIZE_SETTING)?.unwrap_or(d.size),
+            overlap: num(CHUNK_OVERLAP_SETTING)?.unwrap_or(d.overlap),
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// One job; the error comes with the version it concerned, when known.
+    async fn index(&self, job: &Job) -> std::result::Result<&'static str, (Error, Option<i64>)> {
+        let bot = &job.bot;
+        let meta = match self.drive.head(bot, &job.key, None).await {
+            Ok(m) => m,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                self.store
+                    .complete_removed(job)
+                    .await
+                    .map_err(|e| (e, None))?;
+                self.delete_vectors(bot, &job.key, None).await;
+                return Ok("removed");
+            }
+            Err(e) => return Err((e, None)),
+        };
+        let v = Some(meta.version);
+        let chunking = self.chunking(bot).await.map_err(|e| (e, v))?;
+        let fingerprint = hex_sha256(&[
+            meta.etag.as_bytes(),
+            self.embedder.name().as_bytes(),
+            chunking.tag().as_bytes(),
+        ])[..32]
+            .to_owned();
+        if !job.force
+            && self
+                .store
+                .fingerprint(bot, &job.key)
+                .map_err(|e| (e, v))?
+                .as_deref()
+                == Some(fingerprint.as_str())
+        {
+            self.store
+                .complete_unchanged(job, meta.version)
+                .await
+                .map_err(|e| (e, v))?;
+            return Ok("unchanged");
+        }
+        let limits = self.opts.limits;
+        if meta.size > limits.max_file_bytes {
+            return Err((
+                Error::invalid(format!(
+                    "{}: {} bytes is over the extraction limit of {} bytes",
+                    job.key, meta.size, limits.max_file_bytes
+                ))
+                .with_code("document_too_large"),
+                v,
+            ));
+        }
+        let body = self.read_body(bot, &meta).await.map_err(|e| (e, v))?;
+        let extracted =
+            extract_with_timeout(body, meta.content_type.clone(), job.key.clone(), limits)
+                .await
+                .map_err(|e| (e, v))?;
+        let kind = extracted.kind;
+        let text = extracted.text;
+        let chunks = tokio::task::spawn_blocking(move || chunk_text(&text, kind, chunking))
+            .await
+            .map_err(|e| (Error::internal("chunking panicked").with_source(e), v))?
+            .map_err(|e| (e, v))?;
+        let doc_meta = document_meta(&job.key, kind.content_type(), meta.size, &chunks);
+        if let Some(dim) = self.embedder.dimension() {
+            self.write_vectors(bot, &job.key, &fingerprint, &doc_meta, &chunks, dim)
+                .await
+                .map_err(|e| (e, v))?;
+        }
+        let written = self
+            .store
+            .complete_index(
+                job,
+                IndexedDocument {
+                    version: meta.version,
+                    content_sha256: meta.etag.clone(),
+                    content_type: kind.content_type().to_owned(),
+                    fingerprint: fingerprint.clone(),
+                    embedder: self.embedder.name().to_owned(),
+                    meta: doc_meta,
+                },
+                chunks,
+            )
+            .await
+            .map_err(|e| (e, v))?;
+        if written && self.embedder.dimension().is_some() {
+            self.delete_vectors(bot, &job.key, Some(&fingerprint)).await;
+        }
+        Ok("indexed")
+    }
+
+    async fn read_body(&self, bot: &BotId, meta: &ObjectMeta) -> Result<bytes::Bytes> {
+        let (_, mut stream) = self
+            .drive
+            .get(bot, &meta.key, Some(meta.version), None)
+            .await?;
+        let max = self.opts.limits.max_file_bytes;
+        let mut buf = Vec::with_capacity(meta.size.min(max) as usize);
+        while let Some(piece) = stream.next().await {
+            let piece = piece?;
+            if (buf.len() + piece.len()) as u64 > max {
+                return Err(Error::invalid(format!(
+                    "{}: the file is over the extraction limit of {max} bytes",
+                    meta.key
+                ))
+                .with_code("document_too_large"));
+            }
+            buf.extend_from_slice(&piece);
+        }
+        Ok(buf.into())
+    }
+
+    /// The bot's `kb` collection with dimension `dim`, created (or, after a
+    /// change of embedder, re-created) as needed.
+    async fn ensure_collection(&self, bot: &BotId, dim: usize) -> Result<()> {
+        match self.vectors.get_collection(bot, KB_COLLECTION).await {
+            Ok(info) if info.dimension == dim => return Ok(()),
+            Ok(_) => self.vectors.drop_collection(bot, KB_COLLECTION).await?,
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let spec = CollectionSpec {
+            name: KB_COLLECTION.to_owned(),
+            dimension: dim,
+            metric: Metric::Cosine,
+            hnsw: Default::default(),
+            quantization: Default::default(),
+        };
+        match self
+            .vectors
+            .create_collection(bot, spec, VectorQuota::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        self.vectors
+            .create_index(bot, KB_COLLECTION, "key", FieldType::Keyword)
+            .await?;
+        Ok(())
+    }
+
+    async fn write_vectors(
+        &self,
+        bot: &BotId,
+        key: &str,
+        fingerprint: &str,
+        doc_meta: &Value,
+        chunks: &[crate::chunk::Chunk],
+        dim: usize,
+    ) -> Result<()> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        self.ensure_collection(bot, dim).await?;
+        let key_hash = &hex_sha256(&[key.as_bytes()])[..24];
+        for batch in chunks.chunks(self.opts.embed_batch.max(1)) {
+            let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
+            let vectors = self.embedder.embed(&texts).await?;
+            if vectors.len() != batch.len() {
+                return Err(Error::internal(format!(
+                    "the embedder returned {} vectors for {} texts",
+                    vectors.len(),
+                    batch.len()
+                )));
+            }
+            let points = batch
+                .iter()
+                .zip(vectors)
+                .map(|(c, vector)| {
+                    let mut payload = doc_meta.clone();
+                    if let Value::Object(m) = &mut payload {
+                        m.insert("chunk".into(), json!(c.index));
+                        m.insert("fingerprint".into(), json!(fingerprint));
+                    }
+                    PointInput {
+                        id: PointId::Str(format!("{key_hash}:{fingerprint}:{}", c.index)),
+                        vector,
+                        payload: Some(payload),
+                        ttl_seconds: None,
+                    }
+                })
+                .collect();
+            self.vectors
+                .upsert(bot, KB_COLLECTION, points, VectorQuota::default())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a document's vectors, all of them or those of other content
+    /// than `keep`. Failures are logged: stale vectors are never returned.
+    async fn delete_vectors(&self, bot: &BotId, key: &str, keep: Option<&str>) {
+        let mut filter = Filter {
+            must: vec![Condition::Match {
+                key: "key".into(),
+                value: MatchValue::Str(key.to_owned()),
+            }],
+            ..Default::default()
+        };
+        if let Some(fp) = keep {
+            filter.must_not.push(Condition::Match {
+                key: "fingerprint".into(),
+                value: MatchValue::Str(fp.to_owned()),
+            });
+        }
+        match self
+            .vectors
+            .delete_points(bot, KB_COLLECTION, PointSelector::Filter(filter))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(bot = %bot.as_str(), key, error = %e, "deleting old knowledge-base vectors failed")
+            }
+        }
+    }
+
+    /// Searches the bot's knowledge base.
+    pub async fn search(&self, bot: &BotId, q: SearchQuery) -> Result<Vec<SearchHit>> {
+        if q.k == 0 || q.k > MAX_K {
+            return Err(
+                Error::invalid(format!("k must be 1..={MAX_K}, got {}", q.k))
+                    .with_code("invalid_k"),
+            );
+        }
+        if q.query.len() > MAX_QUERY_BYTES {
+            return Err(Error::invalid(format!(
+                "the query is longer than {MAX_QUERY_BYTES} bytes"
+            ))
+            .with_code("invalid_query"));
+        }
+        if q.query.trim().is_empty() {
+            return Err(Error::invalid("the query is empty").with_code("invalid_query"));
+        }
+        let mut filter = q.filter.clone();
+        if let Some(p) = &filter.key_prefix {
+            let root = format!("{}.gbai/", bot.as_str());
+            if !p.starts_with(&root) {
+                filter.key_prefix = Some(format!("{}{}", kb_prefix(bot), p));
+            }
+        }
+        if q.mode != SearchMode::Keyword && self.embedder.dimension().is_none() {
+            return Err(Error::invalid(
+                "dense and hybrid search need an embedder: start the server with STRATA_EMBEDDER=local:<model folder> or openai:<url>, or use mode \"keyword\"",
+            )
+            .with_code("no_embedder"));
+        }
+        let hits = match q.mode {
+            SearchMode::Keyword => self
+                .store
+                .keyword_search(bot, &q.query, q.k, &filter)?
+                .into_iter()
+                .map(|h| SearchHit {
+                    document: h.key,
+                    version: h.version,
+                    chunk: h.chunk,
+                    text: h.text,
+                    score: h.score,
+                })
+                .collect(),
+            SearchMode::Dense => {
+                let mut d = self.dense(bot, &q.query, q.k * 2, &filter).await?;
+                d.truncate(q.k);
+                d
+            }
+            SearchMode::Hybrid => {
+                let kw = self.store.keyword_search(bot, &q.query, q.k * 2, &filter)?;
+                let de = self.dense(bot, &q.query, q.k * 2, &filter).await?;
+                let mut by_id: HashMap<(String, i64), SearchHit> = HashMap::new();
+                let kw_rank: Vec<((String, i64), f32)> = kw
+                    .into_iter()
+                    .map(|h| {
+                        let id = (h.key.clone(), h.chunk);
+                        let s = h.score;
+                        by_id.entry(id.clone()).or_insert(SearchHit {
+                            document: h.key,
+                            version: h.version,
+                            chunk: h.chunk,
+                            text: h.text,
+                            score: 0.0,
+                        });
+                        (id, s)
+                    })
+                    .collect();
+                let de_rank: Vec<((String, i64), f32)> = de
+                    .into_iter()
+                    .map(|h| {
+                        let id = (h.document.clone(), h.chunk);
+                        let s = h.score;
+                        by_id.entry(id.clone()).or_insert(h);
+                        (id, s)
+                    })
+                    .collect();
+                fuse(&kw_rank, &de_rank, q.fusion.unwrap_or_default())
+                    .into_iter()
+                    .take(q.k)
+                    .filter_map(|(id, score)| {
+                        by_id.remove(&id).map(|mut h| {
+                            h.score = score;
+                            h
+                        })
+                    })
+                    .collect()
+            }
+        };
+        Ok(hits)
+    }
+
+    async fn dense(
+        &self,
+        bot: &BotId,
+        query: &str,
+        k: usize,
+        filter: &KbFilter,
+    ) -> Result<Vec<SearchHit>> {
+        let mut vectors = self.embedder.embed(&[query.to_owned()]).await?;
+        let Some(vector) = vectors.pop() else {
+            return Err(Error::internal("the embedder returned no vector"));
+        };
+        let mut must = Vec::new();
+        if let Some(f) = &filter.metadata {
+            must.push(Condition::Nested(f.clone()));
+        }
+        if let Some(ct) = &filter.content_type {
+            must.push(Condition::Match {
+                key: "content_type".into(),
+                value: MatchValue::Str(ct.clone()),
+            });
+        }
+        let prefix = filter.key_prefix.clone();
+        if let Some(p) = prefix.as_deref().filter(|p| p.ends_with('/')) {
+            must.push(Condition::Match {
+                key: "dirs".into(),
+                value: MatchValue::Str(p.to_owned()),
+            });
+        }
+        let vfilter = (!must.is_empty()).then(|| Filter {
+            must,
+            ..Default::default()
+        });
+        // A prefix that is not a folder is checked per hit: fetch more.
+        let fetch = if prefix.as_deref().is_some_and(|p| !p.ends_with('/')) {
+            (k * 5).min(1000)
+        } else {
+            k
+        };
+        let found = match self
+            .vectors
+            .search(
+                bot,
+                KB_COLLECTION,
+                SearchRequest {
+                    vector,
+                    k: fetch.max(1),
+                    filter: vfilter,
+                    ef: Some((fetch * 2).clamp(64, 4096)),
+                    score_threshold: None,
+                    with_payload: true,
+                    with_vector: false,
+                },
+            )
+            .await
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut wanted = Vec::new();
+        let mut scores = Vec::new();
+        for p in &found {
+            let Some(payload) = &p.payload else { continue };
+            let (Some(key), Some(fp), Some(chunk)) = (
+                payload.get("key").and_then(Value::as_str),
+                payload.get("fingerprint").and_then(Value::as_str),
+                payload.get("chunk").and_then(Value::as_i64),
+            ) else {
+                continue;
+            };
+            if let Some(p) = &prefix {
+                if !key.starts_with(p.as_str()) {
+                    continue;
+                }
+            }
+            wanted.push((key.to_owned(), fp.to_owned(), chunk));
+            scores.push(p.score);
+        }
+        let rows = self.store.current_chunks(bot, &wanted)?;
+        Ok(rows
+            .into_iter()
+            .zip(scores)
+            .filter_map(|(row, score)| {
+                row.map(|h| SearchHit {
+                    document: h.key,
+                    version: h.version,
+                    chunk: h.chunk,
+                    text: h.text,
+                    score,
+                })
+            })
+            .take(k)
+            .collect())
+    }
+}
+
+/// The metadata a document's search filters see.
+pub fn document_meta(
+    key: &str,
+    content_type: &str,
+    size: u64,
+    chunks: &[crate::chunk::Chunk],
+) -> Value {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    let mut dirs = Vec::new();
+    for (i, c) in key.char_indices() {
+        if c == '/' {
+            dirs.push(key[..=i].to_owned());
+        }
+    }
+    let mut meta = json!({
+        "key": key,
+        "name": name,
+        "ext": ext,
+        "dirs": dirs,
+        "content_type": content_type,
+        "size": size,
+    });
+    if content_type == "text/markdown" {
+        if let Some(title) = chunks.first().and_then(|c| {
+            c.text
+                .lines()
+                .find_map(|l| l.strip_prefix("# ").map(|t| t.trim().to_owned()))
+        }) {
+            meta["title"] = json!(title);
+        }
+    }
+    meta
+}

@@ -1,0 +1,732 @@
+//! The knowledge base's rows in the records database: the job queue,
+//! documents, chunks and their FTS5 index (migration `0004_kb.sql`).
+//!
+//! Every state change of a job and the document it concerns happens in one
+//! transaction on the database's writer thread, so a crash leaves either the
+//! old or the new state — never a document whose chunks are half replaced.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+use strata_core::filter::Filter;
+use strata_core::types::BotId;
+use strata_core::{Error, Result, Timestamp};
+use strata_records::sqlite::map_sqlite_error;
+use strata_records::SqliteDatabase;
+
+use crate::chunk::Chunk;
+
+/// A claimed job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: i64,
+    pub bot: BotId,
+    pub key: String,
+    /// The version the upload created (informational: a job always indexes
+    /// the drive's current version).
+    pub version: Option<i64>,
+    /// Re-index even when the content and embedder are unchanged.
+    pub force: bool,
+    /// Claims so far, this one included.
+    pub attempts: i64,
+}
+
+/// Status of a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentRow {
+    pub key: String,
+    pub version: Option<i64>,
+    pub status: String,
+    pub chunks: i64,
+    pub error: Option<String>,
+    pub error_code: Option<String>,
+    pub content_type: Option<String>,
+    pub embedder: Option<String>,
+    pub fingerprint: Option<String>,
+    pub updated_at: Timestamp,
+}
+
+/// What a successful index writes.
+#[derive(Debug, Clone)]
+pub struct IndexedDocument {
+    pub version: i64,
+    pub content_sha256: String,
+    pub content_type: String,
+    pub fingerprint: String,
+    pub embedder: String,
+    pub meta: Value,
+}
+
+/// A chunk found by a search, with its document's metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkHit {
+    pub key: String,
+    pub version: i64,
+    pub chunk: i64,
+    pub text: String,
+    pub score: f32,
+}
+
+/// Filters of a search (all optional, all must hold).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KbFilter {
+    /// Document keys starting with this (relative to the bot's `.gbkb/`
+    /// folder or absolute within the drive: both are accepted).
+    pub key_prefix: Option<String>,
+    /// The detected content type (`text/markdown`, `application/pdf`, …).
+    pub content_type: Option<String>,
+    /// A filter (the vectors layer's language) over the document metadata:
+    /// `key`, `name`, `ext`, `dirs`, `content_type`, `size`, `title`.
+    pub metadata: Option<Filter>,
+}
+
+/// The knowledge base's tables.
+#[derive(Debug, Clone)]
+pub struct KbStore {
+    db: SqliteDatabase,
+}
+
+fn now_ms() -> i64 {
+    Timestamp::now().as_millis()
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+fn bot_of(s: String) -> Result<BotId> {
+    BotId::parse(&s)
+}
+
+impl KbStore {
+    pub fn new(db: SqliteDatabase) -> Self {
+        KbStore { db }
+    }
+
+    /// Queues (or refreshes the queued) job for `key` and marks the
+    /// document `pending`.
+    pub async fn enqueue(
+        &self,
+        bot: &BotId,
+        key: &str,
+        version: Option<i64>,
+        force: bool,
+    ) -> Result<()> {
+        let bot = bot.as_str().to_owned();
+        let key = key.to_owned();
+        self.db
+            .write(move |c| {
+                let now = now_ms();
+                c.execute(
+                    "DELETE FROM kb_jobs WHERE bot_id = ?1 AND key = ?2 AND state IN ('done', 'failed')",
+                    params![bot, key],
+                )
+                .map_err(map_sqlite_error)?;
+                c.execute(
+                    "INSERT INTO kb_jobs (bot_id, key, version, force, state, attempts, next_run_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, 'queued', 0, ?5, ?5)
+                     ON CONFLICT (bot_id, key) WHERE state = 'queued' DO UPDATE SET
+                        version = excluded.version,
+                        force = max(force, excluded.force),
+                        attempts = 0,
+                        error = NULL,
+                        next_run_at = excluded.next_run_at,
+                        updated_at = excluded.updated_at",
+                    params![bot, key, version, force as i64, now],
+                )
+                .map_err(map_sqlite_error)?;
+                c.execute(
+                    "INSERT INTO kb_documents (bot_id, key, version, status, updated_at)
+                     VALUES (?1, ?2, ?3, 'pending', ?4)
+                     ON CONFLICT (bot_id, key) DO UPDATE SET
+                        version = coalesce(excluded.version, version),
+                        status = 'pending',
+                        updated_at = excluded.updated_at",
+                    params![bot, key, version, now],
+                )
+                .map_err(map_sqlite_error)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Puts jobs left `running` by a process that stopped back in the queue
+    /// (call at start, while no worker runs: one process owns the data
+    /// folder). Jobs that already used `max_attempts` claims fail.
+    pub async fn recover(&self, max_attempts: i64) -> Result<u64> {
+        self.db
+            .write(move |c| {
+                let now = now_ms();
+                let failed = c
+                    .execute(
+                        "UPDATE kb_documents SET status = 'failed', chunks = 0, fingerprint = NULL,
+                            error_code = 'indexing_interrupted',
+                            error = 'indexing stopped (the process ended) on every attempt',
+                            updated_at = ?2
+                         WHERE (bot_id, key) IN (SELECT bot_id, key FROM kb_jobs
+                                                 WHERE state = 'running' AND attempts >= ?1)",
+                        params![max_attempts, now],
+                    )
+                    .map_err(map_sqlite_error)?;
+                if failed > 0 {
+                    c.execute(
+                        "DELETE FROM kb_chunks WHERE (bot_id, key) IN (SELECT bot_id, key FROM kb_jobs
+                            WHERE state = 'running' AND attempts >= ?1)",
+                        params![max_attempts],
+                    )
+                    .map_err(map_sqlite_error)?;
+                }
+                c.execute(
+                    "UPDATE kb_jobs SET state = 'failed', error = 'indexing stopped (the process ended) on every attempt',
+                        updated_at = ?2 WHERE state = 'running' AND attempts >= ?1",
+                    params![max_attempts, now],
+                )
+                .map_err(map_sqlite_error)?;
+                // A running job whose key already has a queued one is superseded.
+                c.execute(
+                    "DELETE FROM kb_jobs WHERE state = 'running' AND EXISTS (
+                        SELECT 1 FROM kb_jobs q WHERE q.state = 'queued'
+                          AND q.bot_id = kb_jobs.bot_id AND q.key = kb_jobs.key)",
+                    [],
+                )
+                .map_err(map_sqlite_error)?;
+                let n = c
+                    .execute(
+                        "UPDATE kb_jobs SET state = 'queued', lease_until = NULL, next_run_at = ?1, updated_at = ?1
+                         WHERE state = 'running'",
+                        params![now],
+                    )
+                    .map_err(map_sqlite_error)?;
+                Ok(n as u64)
+            })
+            .await
+    }
+
+    /// Claims the next runnable job: a queued one whose time has come, or a
+    /// running one whose lease expired. Marks its document `indexing`.
+    pub async fn claim(&self, lease_ms: i64) -> Result<Option<Job>> {
+        self.db
+            .write(move |c| {
+                let now = now_ms();
+                let row = c
+                    .query_row(
+                        "SELECT id, bot_id, key, version, force, attempts FROM kb_jobs
+                         WHERE (state = 'queued' AND next_run_at <= ?1)
+                            OR (state = 'running' AND lease_until < ?1)
+                         ORDER BY next_run_at, id LIMIT 1",
+                        params![now],
+                        |r| {
+                            Ok((
+                                r.get::<_, i64>(0)?,
+                                r.get::<_, String>(1)?,
+                                r.get::<_, String>(2)?,
+                                r.get::<_, Option<i64>>(3)?,
+                                r.get::<_, i64>(4)?,
+                                r.get::<_, i64>(5)?,
+                            ))
+                        },
+                    )
+                    .optional()
+                    .map_err(map_sqlite_error)?;
+                let Some((id, bot, key, version, force, attempts)) = row else {
+                    return Ok(None);
+                };
+                c.execute(
+                    "UPDATE kb_jobs SET state = 'running', attempts = attempts + 1,
+                        lease_until = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![id, now + lease_ms, now],
+                )
+                .map_err(map_sqlite_error)?;
+                c.execute(
+                    "UPDATE kb_documents SET status = 'indexing', updated_at = ?3
+                     WHERE bot_id = ?1 AND key = ?2",
+                    params![bot, key, now],
+                )
+                .map_err(map_sqlite_error)?;
+                Ok(Some(Job {
+                    id,
+                    bot: bot_of(bot)?,
+                    key,
+                    version,
+                    force: force != 0,
+                    attempts: attempts + 1,
+                }))
+            })
+            .await
+    }
+
+    /// The last successful fingerprint of a document.
+    pub fn fingerprint(&self, bot: &BotId, key: &str) -> Result<Option<String>> {
+        self.db.read(|c| {
+            c.query_row(
+                "SELECT fingerprint FROM kb_documents WHERE bot_id = ?1 AND key = ?2",
+                params![bot.as_str(), key],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(map_sqlite_error)
+        })
+    }
+
+    /// Replaces the document's chunks (and their FTS rows) and marks it
+    /// indexed, and ends the job — one transaction. Returns `false` when the
+    /// job no longer exists (its bot was deleted): nothing is written.
+    pub async fn complete_index(
+        &self,
+        job: &Job,
+        doc: IndexedDocument,
+        chunks: Vec<Chunk>,
+    ) -> Result<bool> {
+        let job = job.clone();
+        self.db
+            .write(move |c| {
+                if !job_exists(c, job.id)? {
+                    return Ok(false);
+                }
+                let now = now_ms();
+                let bot = job.bot.as_str();
+                let status = status_after(c, &job)?;
+                c.execute(
+                    "DELETE FROM kb_chunks WHERE bot_id = ?1 AND key = ?2",
+                    params![bot, job.key],
+                )
+                .map_err(map_sqlite_error)?;
+                c.execute(
+                    "INSERT INTO kb_documents (bot_id, key, version, content_sha256, content_type, fingerprint,
+                        status, chunks, error, error_code, embedder, meta, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, ?9, ?10, ?11)
+                     ON CONFLICT (bot_id, key) DO UPDATE SET
+                        version = excluded.version, content_sha256 = excluded.content_sha256,
+                        content_type = excluded.content_type, fingerprint = excluded.fingerprint,
+                        status = excluded.status, chunks = excluded.chunks, error = NULL,
+                        error_code = NULL, embedder = excluded.embedder, meta = excluded.meta,
+                        updated_at = excluded.updated_at",
+                    params![
+                        bot,
+                        job.key,
+                        doc.version,
+                        doc.content_sha256,
+                        doc.content_type,
+                        doc.fingerprint,
+                        status,
+                        chunks.len() as i64,
+                        doc.embedder,
+                        doc.meta.to_string(),
+                        now
+                    ],
+                )
+                .map_err(map_sqlite_error)?;
+                {
+                    let mut ins = c
+                        .prepare_cached(
+                            "INSERT INTO kb_chunks (bot_id, key, version, chunk, start, text)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        )
+                        .map_err(map_sqlite_error)?;
+                    for ch in &chunks {
+                        ins.execute(params![
+                            bot,
+                            job.key,
+                            doc.version,
+                            ch.index as i64,
+                            ch.start as i64,
+                            ch.text
+                        ])
+                        .map_err(map_sqlite_error)?;
+                    }
+                }
+                delete_job(c, job.id)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    /// The content is what is already indexed: only the version moves.
+    pub async fn complete_unchanged(&self, job: &Job, version: i64) -> Result<bool> {
+        let job = job.clone();
+        self.db
+            .write(move |c| {
+                if !job_exists(c, job.id)? {
+                    return Ok(false);
+                }
+                let status = status_after(c, &job)?;
+                let bot = job.bot.as_str();
+                c.execute(
+                    "UPDATE kb_chunks SET version = ?3 WHERE bot_id = ?1 AND key = ?2",
+                    params![bot, job.key, version],
+                )
+                .map_err(map_sqlite_error)?;
+                c.execute(
+                    "UPDATE kb_documents SET version = ?3, status = ?4, error = NULL, error_code = NULL,
+                        updated_at = ?5 WHERE bot_id = ?1 AND key = ?2",
+                    params![bot, job.key, version, status, now_ms()],
+                )
+                .map_err(map_sqlite_error)?;
+                delete_job(c, job.id)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    /// The file is gone from the drive: its chunks and document row go.
+    pub async fn complete_removed(&self, job: &Job) -> Result<bool> {
+        let job = job.clone();
+        self.db
+            .write(move |c| {
+                if !job_exists(c, job.id)? {
+                    return Ok(false);
+                }
+                let bot = job.bot.as_str();
+                c.execute(
+                    "DELETE FROM kb_chunks WHERE bot_id = ?1 AND key = ?2",
+                    params![bot, job.key],
+                )
+                .map_err(map_sqlite_error)?;
+                if queued_exists(c, &job)? {
+                    // Uploaded again meanwhile: the queued job indexes it.
+                    c.execute(
+                        "UPDATE kb_documents SET status = 'pending', chunks = 0, fingerprint = NULL,
+                            updated_at = ?3 WHERE bot_id = ?1 AND key = ?2",
+                        params![bot, job.key, now_ms()],
+                    )
+                    .map_err(map_sqlite_error)?;
+                } else {
+                    c.execute(
+                        "DELETE FROM kb_documents WHERE bot_id = ?1 AND key = ?2",
+                        params![bot, job.key],
+                    )
+                    .map_err(map_sqlite_error)?;
+                }
+                delete_job(c, job.id)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    /// Records a failed attempt. A permanent failure, or the last allowed
+    /// attempt, marks the document `failed` (its chunks go: the index never
+    /// serves a version the drive replaced); otherwise the job is queued
+    /// again after `retry_in_ms`.
+    pub async fn fail(
+        &self,
+        job: &Job,
+        error: &Error,
+        permanent: bool,
+        max_attempts: i64,
+        retry_in_ms: i64,
+        version: Option<i64>,
+    ) -> Result<()> {
+        let job = job.clone();
+        let message = error.message().to_owned();
+        let code = error.code().to_owned();
+        self.db
+            .write(move |c| {
+                if !job_exists(c, job.id)? {
+                    return Ok(());
+                }
+                let now = now_ms();
+                let bot = job.bot.as_str();
+                let superseded = queued_exists(c, &job)?;
+                if superseded {
+                    delete_job(c, job.id)?;
+                    return Ok(());
+                }
+                if permanent || job.attempts >= max_attempts {
+                    c.execute(
+                        "UPDATE kb_jobs SET state = 'failed', error = ?2, lease_until = NULL,
+                            updated_at = ?3 WHERE id = ?1",
+                        params![job.id, message, now],
+                    )
+                    .map_err(map_sqlite_error)?;
+                    c.execute(
+                        "DELETE FROM kb_chunks WHERE bot_id = ?1 AND key = ?2",
+                        params![bot, job.key],
+                    )
+                    .map_err(map_sqlite_error)?;
+                    c.execute(
+                        "UPDATE kb_documents SET status = 'failed', chunks = 0, fingerprint = NULL,
+                            error = ?3, error_code = ?4, version = coalesce(?5, version), updated_at = ?6
+                         WHERE bot_id = ?1 AND key = ?2",
+                        params![bot, job.key, message, code, version, now],
+                    )
+                    .map_err(map_sqlite_error)?;
+                } else {
+                    c.execute(
+                        "UPDATE kb_jobs SET state = 'queued', error = ?2, lease_until = NULL,
+                            next_run_at = ?3, updated_at = ?4 WHERE id = ?1",
+                        params![job.id, message, now + retry_in_ms, now],
+                    )
+                    .map_err(map_sqlite_error)?;
+                    c.execute(
+                        "UPDATE kb_documents SET status = 'pending', error = ?3, error_code = ?4,
+                            updated_at = ?5 WHERE bot_id = ?1 AND key = ?2",
+                        params![bot, job.key, format!("retrying: {message}"), code, now],
+                    )
+                    .map_err(map_sqlite_error)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Documents of a bot in key order, after `after`, at most `limit`.
+    pub fn documents(
+        &self,
+        bot: &BotId,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DocumentRow>> {
+        self.db.read(|c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT key, version, status, chunks, error, error_code, content_type, embedder,
+                            fingerprint, updated_at
+                     FROM kb_documents WHERE bot_id = ?1 AND key > ?2 AND substr(key, 1, ?3) = ?4
+                     ORDER BY key LIMIT ?5",
+                )
+                .map_err(map_sqlite_error)?;
+            let rows = st
+                .query_map(
+                    params![
+                        bot.as_str(),
+                        after.unwrap_or(""),
+                        prefix.chars().count() as i64,
+                        prefix,
+                        limit as i64
+                    ],
+                    |r| {
+                        Ok(DocumentRow {
+                            key: r.get(0)?,
+                            version: r.get(1)?,
+                            status: r.get(2)?,
+                            chunks: r.get(3)?,
+                            error: r.get(4)?,
+                            error_code: r.get(5)?,
+                            content_type: r.get(6)?,
+                            embedder: r.get(7)?,
+                            fingerprint: r.get(8)?,
+                            updated_at: ts(r.get(9)?),
+                        })
+                    },
+                )
+                .map_err(map_sqlite_error)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_sqlite_error)
+        })
+    }
+
+    /// Every document key of a bot.
+    pub fn document_keys(&self, bot: &BotId) -> Result<Vec<String>> {
+        self.db.read(|c| {
+            let mut st = c
+                .prepare_cached("SELECT key FROM kb_documents WHERE bot_id = ?1 ORDER BY key")
+                .map_err(map_sqlite_error)?;
+            let rows = st
+                .query_map(params![bot.as_str()], |r| r.get::<_, String>(0))
+                .map_err(map_sqlite_error)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(map_sqlite_error)
+        })
+    }
+
+    /// Jobs not finished yet (queued or running), for tests and status.
+    pub fn open_jobs(&self) -> Result<i64> {
+        self.db.read(|c| {
+            c.query_row(
+                "SELECT count(*) FROM kb_jobs WHERE state IN ('queued', 'running')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(map_sqlite_error)
+        })
+    }
+
+    /// BM25 keyword search over the bot's chunks (best first; the score is
+    /// the negated bm25, so higher is better). The query is turned into
+    /// quoted terms joined by OR, so quotes and FTS operators typed by a
+    /// user are plain words.
+    pub fn keyword_search(
+        &self,
+        bot: &BotId,
+        query: &str,
+        k: usize,
+        filter: &KbFilter,
+    ) -> Result<Vec<ChunkHit>> {
+        let Some(fts_query) = fts_query(query) else {
+            return Ok(Vec::new());
+        };
+        let prefix = filter.key_prefix.clone().unwrap_or_default();
+        // Metadata filters are checked per hit: fetch more than k.
+        let fetch = if filter.metadata.is_some() {
+            (k * 10).max(100)
+        } else {
+            k
+        };
+        self.db.read(|c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT ch.key, ch.version, ch.chunk, ch.text, -bm25(kb_chunks_fts) AS score, d.meta
+                     FROM kb_chunks_fts
+                     JOIN kb_chunks ch ON ch.id = kb_chunks_fts.rowid
+                     JOIN kb_documents d ON d.bot_id = ch.bot_id AND d.key = ch.key
+                     WHERE kb_chunks_fts MATCH ?1 AND ch.bot_id = ?2
+                       AND substr(ch.key, 1, ?3) = ?4
+                       AND (?5 IS NULL OR d.content_type = ?5)
+                     ORDER BY bm25(kb_chunks_fts) LIMIT ?6",
+                )
+                .map_err(map_sqlite_error)?;
+            let rows = st
+                .query_map(
+                    params![
+                        fts_query,
+                        bot.as_str(),
+                        prefix.chars().count() as i64,
+                        prefix,
+                        filter.content_type,
+                        fetch as i64
+                    ],
+                    |r| {
+                        Ok((
+                            ChunkHit {
+                                key: r.get(0)?,
+                                version: r.get(1)?,
+                                chunk: r.get(2)?,
+                                text: r.get(3)?,
+                                score: r.get::<_, f64>(4)? as f32,
+                            },
+                            r.get::<_, String>(5)?,
+                        ))
+                    },
+                )
+                .map_err(map_sqlite_error)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (hit, meta) = row.map_err(map_sqlite_error)?;
+                if let Some(f) = &filter.metadata {
+                    let meta: Value = serde_json::from_str(&meta).unwrap_or(Value::Null);
+                    if !f.matches(Some(&meta), 0) {
+                        continue;
+                    }
+                }
+                out.push(hit);
+                if out.len() == k {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The current chunks named by (key, fingerprint, chunk), in the same
+    /// order; `None` for one that is not current (a stale vector).
+    pub fn current_chunks(
+        &self,
+        bot: &BotId,
+        wanted: &[(String, String, i64)],
+    ) -> Result<Vec<Option<ChunkHit>>> {
+        self.db.read_snapshot(|c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT ch.version, ch.text FROM kb_chunks ch
+                     JOIN kb_documents d ON d.bot_id = ch.bot_id AND d.key = ch.key
+                     WHERE ch.bot_id = ?1 AND ch.key = ?2 AND ch.chunk = ?3 AND d.fingerprint = ?4",
+                )
+                .map_err(map_sqlite_error)?;
+            wanted
+                .iter()
+                .map(|(key, fp, chunk)| {
+                    st.query_row(params![bot.as_str(), key, chunk, fp], |r| {
+                        Ok(ChunkHit {
+                            key: key.clone(),
+                            version: r.get(0)?,
+                            chunk: *chunk,
+                            text: r.get(1)?,
+                            score: 0.0,
+                        })
+                    })
+                    .optional()
+                    .map_err(map_sqlite_error)
+                })
+                .collect()
+        })
+    }
+
+    /// Chunk rows of a document (tests and tools).
+    pub fn chunk_count(&self, bot: &BotId, key: &str) -> Result<(i64, i64)> {
+        self.db.read(|c| {
+            c.query_row(
+                "SELECT count(*), count(DISTINCT chunk) FROM kb_chunks WHERE bot_id = ?1 AND key = ?2",
+                params![bot.as_str(), key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(map_sqlite_error)
+        })
+    }
+}
+
+fn job_exists(c: &Connection, id: i64) -> Result<bool> {
+    c.query_row("SELECT 1 FROM kb_jobs WHERE id = ?1", params![id], |_| {
+        Ok(())
+    })
+    .optional()
+    .map(|o| o.is_some())
+    .map_err(map_sqlite_error)
+}
+
+fn queued_exists(c: &Connection, job: &Job) -> Result<bool> {
+    c.query_row(
+        "SELECT 1 FROM kb_jobs WHERE bot_id = ?1 AND key = ?2 AND state = 'queued' AND id != ?3",
+        params![job.bot.as_str(), job.key, job.id],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|o| o.is_some())
+    .map_err(map_sqlite_error)
+}
+
+/// `indexed`, or `pending` when a newer upload is already queued.
+fn status_after(c: &Connection, job: &Job) -> Result<&'static str> {
+    Ok(if queued_exists(c, job)? {
+        "pending"
+    } else {
+        "indexed"
+    })
+}
+
+fn delete_job(c: &Connection, id: i64) -> Result<()> {
+    c.execute("DELETE FROM kb_jobs WHERE id = ?1", params![id])
+        .map_err(map_sqlite_error)?;
+    Ok(())
+}
+
+/// A safe FTS5 query: the words of `q` (letters, digits, `_`), each quoted,
+/// joined by OR; `None` when there are none.
+pub fn fts_query(q: &str) -> Option<String> {
+    let terms: Vec<String> = q
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|t| !t.is_empty())
+        .take(64)
+        .map(|t| format!("\"{t}\""))
+        .collect();
+    if terms.is_empty() {
+        None
+    } else {
+        Some(terms.join(" OR "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fts_queries_are_quoted_words() {
+        assert_eq!(fts_query("  "), None);
+        assert_eq!(fts_query("\"\"*()"), None);
+        assert_eq!(
+            fts_query("rust AND \"db\" NEAR(x)").as_deref(),
+            Some("\"rust\" OR \"AND\" OR \"db\" OR \"NEAR\" OR \"x\"")
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! The knowledge base: documents' indexing status, search, re-index.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use strata::kb::{parse_filter, Fusion, SearchMode, SearchQuery};
+use strata::{Cursor, Error};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ApiResult;
+use crate::extract::{Json, Query, ReadScope, WriteScope};
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DocumentsQuery {
+    /// Only documents whose key starts with this (relative to the bot's
+    /// `.gbkb/` folder, or a full drive key).
+    prefix: Option<String>,
+    cursor: Option<String>,
+    /// 1 to 1000 (default 1000).
+    limit: Option<i64>,
+}
+
+/// One document.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DocumentStatus {
+    /// The file's key in the drive.
+    key: String,
+    /// The drive version the status refers to.
+    version: Option<i64>,
+    /// `pending`, `indexing`, `indexed` or `failed`.
+    status: String,
+    /// Chunks in the index.
+    chunks: i64,
+    /// Why indexing failed (or is being retried).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// A stable code for the error (`unsupported_type`, `zip_bomb`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<String>,
+    /// The detected content type, once extracted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_type: Option<String>,
+    /// The embedder of its vectors (`none` without).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    embedder: Option<String>,
+    updated_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DocumentList {
+    documents: Vec<DocumentStatus>,
+    next_cursor: Option<String>,
+}
+
+/// A search.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SearchBody {
+    /// The question or keywords.
+    query: String,
+    /// `hybrid` (default), `dense` or `keyword`. Dense and hybrid need an
+    /// embedder (`no_embedder` otherwise).
+    mode: Option<String>,
+    /// How many results, 1 to 100 (default 5).
+    k: Option<usize>,
+    /// `{"key_prefix"?, "content_type"?, "metadata"?}`; `metadata` is a
+    /// filter in the vectors layer's language over the document metadata
+    /// (`key`, `name`, `ext`, `dirs`, `content_type`, `size`, `title`).
+    #[schema(value_type = Option<Object>)]
+    filter: Option<Value>,
+    /// Hybrid only: `rrf` (reciprocal rank fusion, k = 60; default) or
+    /// `weighted` (min-max normalised scores, `dense_weight` · dense + the
+    /// rest · keyword).
+    fusion: Option<String>,
+    /// Weight of the dense score with `fusion: "weighted"` (0..1, default 0.7).
+    dense_weight: Option<f32>,
+}
+
+/// One result.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SearchResult {
+    /// The document's key in the drive.
+    document: String,
+    /// The document version the chunk was indexed from.
+    version: i64,
+    /// The chunk's position in the document, from 0.
+    chunk: i64,
+    text: String,
+    /// Higher is better; its scale depends on the mode (negated BM25,
+    /// cosine similarity, or the fused score).
+    score: f32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SearchResults {
+    results: Vec<SearchResult>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Reindexed {
+    /// Documents queued.
+    queued: u64,
+}
+
+/// The bot's knowledge-base documents and their indexing status.
+#[utoipa::path(get, path = "/v1/bots/{bot}/kb/documents", tag = "kb",
+    params(("bot" = String, Path, description = "Bot id"), DocumentsQuery),
+    responses((status = 200, body = DocumentList)))]
+pub(crate) async fn list_documents(
+    ReadScope(scope): ReadScope,
+    Query(q): Query<DocumentsQuery>,
+) -> ApiResult<Json<DocumentList>> {
+    let after = match q.cursor.as_deref() {
+        Some(c) => Some(Cursor::decode(c)?.key().to_owned()),
+        None => None,
+    };
+    let page = scope
+        .kb_documents(q.prefix.as_deref(), after.as_deref(), q.limit)
+        .await?;
+    Ok(Json(DocumentList {
+        documents: page
+            .documents
+            .into_iter()
+            .map(|d| DocumentStatus {
+                key: d.key,
+                version: d.version,
+                status: d.status,
+                chunks: d.chunks,
+                error: d.error,
+                error_code: d.error_code,
+                content_type: d.content_type,
+                embedder: d.embedder,
+                updated_at: d.updated_at.to_rfc3339(),
+            })
+            .collect(),
+        next_cursor: page.next.map(|k| Cursor::after(&k).encode()),
+    }))
+}
+
+/// Keyword (BM25), dense or hybrid search over the bot's documents.
+#[utoipa::path(post, path = "/v1/bots/{bot}/kb/search", tag = "kb", request_body = SearchBody,
+    params(("bot" = String, Path, description = "Bot id")),
+    responses((status = 200, body = SearchResults)))]
+pub(crate) async fn search(
+    ReadScope(scope): ReadScope,
+    Json(b): Json<SearchBody>,
+) -> ApiResult<Json<SearchResults>> {
+    let mode = SearchMode::parse(b.mode.as_deref().unwrap_or("hybrid"))?;
+    let fusion = match b.fusion.as_deref() {
+        None => None,
+        Some("rrf") => Some(Fusion::Rrf { k: 60.0 }),
+        Some("weighted") => {
+            let w = b.dense_weight.unwrap_or(0.7);
+            if !(0.0..=1.0).contains(&w) {
+                return Err(Error::invalid("dense_weight must be between 0 and 1")
+                    .with_code("invalid_fusion")
+                    .into());
+            }
+            Some(Fusion::Weighted { dense_weight: w })
+        }
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "fusion {other:?} is unknown: expected rrf or weighted"
+            ))
+            .with_code("invalid_fusion")
+            .into())
+        }
+    };
+    let hits = scope
+        .kb_search(SearchQuery {
+            query: b.query,
+            mode,
+            k: b.k.unwrap_or(5),
+            filter: parse_filter(b.filter.as_ref())?,
+            fusion,
+        })
+        .await?;
+    Ok(Json(SearchResults {
+        results: hits
+            .into_iter()
+            .map(|h| SearchResult {
+                document: h.document,
+                version: h.version,
+                chunk: h.chunk,
+                text: h.text,
+                score: h.score,
+            })
+            .collect(),
+    }))
+}
+
+/// Re-indexes every document (for example after changing the embedder or
+/// the chunking settings); indexing runs in the background.
+#[utoipa::path(post, path = "/v1/bots/{bot}/kb/reindex", tag = "kb",
+    params(("bot" = String, Path, description = "Bot id")),
+    responses((status = 202, body = Reindexed)))]
+pub(crate) async fn reindex(
+    WriteScope(scope): WriteScope,
+) -> ApiResult<(axum::http::StatusCode, Json<Reindexed>)> {
+    let queued = scope.kb_reindex().await?;
+    Ok((axum::http::StatusCode::ACCEPTED, Json(Reindexed { queued })))
+}
