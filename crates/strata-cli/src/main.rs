@@ -439,6 +439,7 @@ async fn serve(config: Config) -> Result<()> {
     eprintln!("strata listening on http://{local}");
     tokio::spawn(strata.clone().run_janitor(Duration::from_secs(60)));
     tokio::spawn(strata.clone().run_kb_worker());
+    tokio::spawn(strata.clone().run_memory_worker());
     strata_server::serve(strata.clone(), listener, shutdown_signal())
         .await
         .context("serving HTTP")?;

@@ -151,6 +151,11 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/v1/bots/{bot}/kb/documents", BotRead),
     ("POST", "/v1/bots/{bot}/kb/search", BotRead),
     ("POST", "/v1/bots/{bot}/kb/reindex", BotWrite),
+    // conversation memory
+    ("GET", "/v1/bots/{bot}/memory", BotRead),
+    ("DELETE", "/v1/bots/{bot}/memory", BotWrite),
+    ("POST", "/v1/bots/{bot}/memory/search", BotRead),
+    ("POST", "/v1/bots/{bot}/memory/reindex", BotWrite),
 ];
 
 const HTTP_METHODS: &[&str] = &[

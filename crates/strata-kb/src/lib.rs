@@ -8,6 +8,8 @@
 //! - [`store`]: the durable job queue, documents, chunks and the FTS5 index
 //!   in the records database.
 //! - [`fusion`]: reciprocal rank and weighted fusion for hybrid search.
+//! - [`memory`]: conversation memory, a bot's messages searchable by
+//!   meaning.
 //! - [`KnowledgeBase`]: the worker that runs the pipeline over the drive,
 //!   embedder and vectors layers, and search.
 
@@ -15,6 +17,7 @@ pub mod base;
 pub mod chunk;
 pub mod extract;
 pub mod fusion;
+pub mod memory;
 pub mod store;
 pub mod testdocs;
 
@@ -24,4 +27,5 @@ pub use base::{
 pub use chunk::{chunk_text, Chunk, Chunking};
 pub use extract::{extract, DocKind, ExtractLimits, ExtractedText};
 pub use fusion::Fusion;
+pub use memory::{ConversationMemory, MemoryHit, MemoryQuery, MemoryStatus};
 pub use store::{DocumentRow, KbFilter, KbStore};

@@ -81,6 +81,7 @@ impl quick_cache::Weighter<(String, String, String), (strata::HistoryVersion, by
         (name = "bot data", description = "Presets, tool logs and bot configuration"),
         (name = "kv", description = "Per-bot key-value store"),
         (name = "vectors", description = "Vector collections: points with payloads, filtered ANN search, export and import"),
+        (name = "memory", description = "Conversation memory: with the bot setting memory.enabled = true, user and assistant messages are embedded and searchable by meaning"),
         (name = "kb", description = "Knowledge base: documents under <bot>.gbai/<bot>.gbkb/ in the drive, their indexing status, keyword/dense/hybrid search"),
     )
 )]

@@ -33,6 +33,7 @@ pub mod files;
 pub mod kb;
 pub mod limits;
 pub mod lock;
+pub mod memory;
 mod scope;
 pub mod sessions;
 pub mod vectors;
@@ -107,6 +108,8 @@ struct Inner {
     /// The knowledge base (indexing worker, search); needs sqlite:// records
     /// and the drive: built by [`kb::open_knowledge_base`].
     kb: Option<Arc<strata_kb::KnowledgeBase>>,
+    /// Conversation memory (needs sqlite:// records): [`memory::open_memory`].
+    memory: Option<Arc<strata_kb::ConversationMemory>>,
     limits: limits::BotLimits,
 }
 
@@ -224,6 +227,7 @@ impl Strata {
             embedder.clone(),
             records.clone(),
         );
+        let memory = memory::open_memory(sqlite.as_ref(), vectors.clone(), embedder.clone());
         Ok(Strata {
             inner: Arc::new(Inner {
                 config,
@@ -237,6 +241,7 @@ impl Strata {
                 drive,
                 embedder,
                 kb,
+                memory,
                 limits: Default::default(),
             }),
         })
@@ -276,6 +281,7 @@ impl Strata {
             drive: self.inner.drive.clone(),
             embedder: self.inner.embedder.clone(),
             kb: self.inner.kb.clone(),
+            memory: self.inner.memory.clone(),
             limits: Default::default(),
         };
         Ok((

@@ -220,6 +220,7 @@ impl BotScope {
         }
         self.strata.inner.versions.bump_all();
         deleted?;
+        self.strata.memory_forget(&self.bot, "user_id", id).await;
         self.audit("user.delete", id, Value::Null).await;
         Ok(())
     }
@@ -368,7 +369,11 @@ impl BotScope {
         self.need(Role::Writer)?;
         let deleted = self.records().delete_conversation(&self.bot, id).await;
         self.strata.inner.versions.bump(&self.bot, id);
-        deleted
+        deleted?;
+        self.strata
+            .memory_forget(&self.bot, "conversation_id", id)
+            .await;
+        Ok(())
     }
 
     /// Appends messages atomically with gap-free `seq`s; idempotency keys
@@ -399,6 +404,9 @@ impl BotScope {
         // After the commit, before the caller hears of it (see `versions`);
         // also after a failure, whose outcome may be unknown.
         self.strata.inner.versions.bump(&self.bot, conv);
+        if appended.is_ok() {
+            self.strata.memory_notify();
+        }
         appended
     }
 

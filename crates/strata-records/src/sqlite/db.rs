@@ -88,6 +88,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/0003_drive.sql"),
     ),
     ("0004_kb", include_str!("../../migrations/0004_kb.sql")),
+    (
+        "0005_memory",
+        include_str!("../../migrations/0005_memory.sql"),
+    ),
 ];
 
 type Completion = Box<dyn FnOnce(Option<&str>) + Send>;

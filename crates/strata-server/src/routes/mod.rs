@@ -5,6 +5,7 @@ mod conversations;
 mod files;
 mod kb;
 mod kv;
+mod memory;
 mod people;
 mod records;
 mod service;
@@ -84,6 +85,9 @@ pub(crate) fn register(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
         .routes(routes!(kb::list_documents))
         .routes(routes!(kb::search))
         .routes(routes!(kb::reindex))
+        .routes(routes!(memory::search))
+        .routes(routes!(memory::status, memory::forget))
+        .routes(routes!(memory::reindex))
         .routes(routes!(kv::batch))
         .routes(routes!(kv::stats))
         .routes(routes!(
