@@ -54,6 +54,8 @@ pub const KB_COLLECTION: &str = "kb";
 pub const MAX_K: usize = 100;
 /// Longest query, in bytes.
 pub const MAX_QUERY_BYTES: usize = 4096;
+/// Fewest candidates hybrid search takes from each of its two lists.
+pub const HYBRID_MIN_CANDIDATES: usize = 40;
 
 /// Tuning of the worker.
 #[derive(Debug, Clone)]
@@ -136,7 +138,13 @@ pub struct KnowledgeBase {
     records: Arc<dyn RecordStore>,
     opts: KbOptions,
     wake: Notify,
+    /// Query text → its embedding (the embedder is fixed for the process):
+    /// a repeated question, and hybrid after dense, costs no model call.
+    query_vectors: quick_cache::sync::Cache<String, Arc<Vec<f32>>>,
 }
+
+/// Query embeddings kept (384-d: ~1.5 KiB each).
+const QUERY_CACHE_ENTRIES: usize = 4096;
 
 /// The drive folder whose files are a bot's knowledge-base documents.
 pub fn kb_prefix(bot: &BotId) -> String {
@@ -176,6 +184,7 @@ impl KnowledgeBase {
             records,
             opts,
             wake: Notify::new(),
+            query_vectors: quick_cache::sync::Cache::new(QUERY_CACHE_ENTRIES),
         }
     }
 
@@ -473,6 +482,17 @@ impl KnowledgeBase {
         Ok(())
     }
 
+    /// Embeds `texts`, timing the call into the `strata_embed_seconds`
+    /// histogram (label `purpose`: `index` or `query`) that `/metrics`
+    /// renders.
+    async fn embed_timed(&self, texts: &[String], purpose: &'static str) -> Result<Vec<Vec<f32>>> {
+        let started = std::time::Instant::now();
+        let vectors = self.embedder.embed(texts).await;
+        metrics::histogram!("strata_embed_seconds", "purpose" => purpose)
+            .record(started.elapsed().as_secs_f64());
+        vectors
+    }
+
     async fn write_vectors(
         &self,
         bot: &BotId,
@@ -489,7 +509,7 @@ impl KnowledgeBase {
         let key_hash = &hex_sha256(&[key.as_bytes()])[..24];
         for batch in chunks.chunks(self.opts.embed_batch.max(1)) {
             let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
-            let vectors = self.embedder.embed(&texts).await?;
+            let vectors = self.embed_timed(&texts, "index").await?;
             if vectors.len() != batch.len() {
                 return Err(Error::internal(format!(
                     "the embedder returned {} vectors for {} texts",
@@ -599,8 +619,11 @@ impl KnowledgeBase {
                 d
             }
             SearchMode::Hybrid => {
-                let kw = self.store.keyword_search(bot, &q.query, q.k * 2, &filter)?;
-                let de = self.dense(bot, &q.query, q.k * 2, &filter).await?;
+                // Fusion needs both lists deep enough to overlap and to
+                // show how sharply their scores fall.
+                let depth = (q.k * 2).max(HYBRID_MIN_CANDIDATES);
+                let kw = self.store.keyword_search(bot, &q.query, depth, &filter)?;
+                let de = self.dense(bot, &q.query, depth, &filter).await?;
                 let mut by_id: HashMap<(String, i64), SearchHit> = HashMap::new();
                 let kw_rank: Vec<((String, i64), f32)> = kw
                     .into_iter()
@@ -648,9 +671,17 @@ impl KnowledgeBase {
         k: usize,
         filter: &KbFilter,
     ) -> Result<Vec<SearchHit>> {
-        let mut vectors = self.embedder.embed(&[query.to_owned()]).await?;
-        let Some(vector) = vectors.pop() else {
-            return Err(Error::internal("the embedder returned no vector"));
+        let vector = match self.query_vectors.get(query) {
+            Some(v) => v.as_ref().clone(),
+            None => {
+                let mut vectors = self.embed_timed(&[query.to_owned()], "query").await?;
+                let Some(vector) = vectors.pop() else {
+                    return Err(Error::internal("the embedder returned no vector"));
+                };
+                self.query_vectors
+                    .insert(query.to_owned(), Arc::new(vector.clone()));
+                vector
+            }
         };
         let mut must = Vec::new();
         if let Some(f) = &filter.metadata {

@@ -11,11 +11,23 @@ pub enum Fusion {
     /// candidates; a list with one candidate scores it 1): `dense_weight ·
     /// dense + (1 − dense_weight) · keyword`.
     Weighted { dense_weight: f32 },
+    /// Confidence-weighted score fusion (the default): each list's scores
+    /// divided by its best score, and each list weighted by how sharply
+    /// its scores fall from the 1st to the 10th (`c = (s₁ − s₁₀) / s₁`, a
+    /// missing 10th counting as 0): `w_dense = c_dense² / (c_dense² +
+    /// c_keyword²)`. A keyword list whose scores are flat (common words
+    /// only, a vague question) hands the ranking to dense; a sharp one (a
+    /// rare name, a quoted passage) keeps its lead.
+    Adaptive,
 }
 
 impl Default for Fusion {
+    /// [`Fusion::Adaptive`]: on the labelled evaluation
+    /// (`bench/results/retrieval.md`) it is at least as good as the better
+    /// of keyword and dense on both query sets, where reciprocal rank fusion
+    /// falls below keyword on one.
     fn default() -> Self {
-        Fusion::Rrf { k: 60.0 }
+        Fusion::Adaptive
     }
 }
 
@@ -53,6 +65,20 @@ pub fn fuse<K: Clone + Eq + std::hash::Hash>(
                 add(id, w * s);
             }
         }
+        Fusion::Adaptive => {
+            let (ck, cd) = (confidence(keyword).powi(2), confidence(dense).powi(2));
+            let w = if ck + cd > f32::EPSILON {
+                cd / (ck + cd)
+            } else {
+                0.5
+            };
+            for (id, s) in max_normalise(keyword) {
+                add(id, (1.0 - w) * s);
+            }
+            for (id, s) in max_normalise(dense) {
+                add(id, w * s);
+            }
+        }
     }
     let mut out: Vec<(K, f32, usize)> = scores.into_iter().map(|(id, (s, o))| (id, s, o)).collect();
     out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.2.cmp(&b.2)));
@@ -73,15 +99,67 @@ fn normalise<K>(list: &[(K, f32)]) -> impl Iterator<Item = (&K, f32)> {
     })
 }
 
+/// Where the adaptive fusion reads a list's fall: its 10th score.
+const CONFIDENCE_RANK: usize = 10;
+
+/// How sharply a list's scores fall from its best to its 10th, 0..1.
+fn confidence<K>(list: &[(K, f32)]) -> f32 {
+    let Some(&(_, first)) = list.first() else {
+        return 0.0;
+    };
+    if first <= 0.0 || !first.is_finite() {
+        return 0.0;
+    }
+    let tenth = list.get(CONFIDENCE_RANK - 1).map_or(0.0, |x| x.1);
+    ((first - tenth) / first).clamp(0.0, 1.0)
+}
+
+/// Scores divided by the list's best (negative ones count as 0).
+fn max_normalise<K>(list: &[(K, f32)]) -> impl Iterator<Item = (&K, f32)> {
+    let max = list.iter().map(|x| x.1).fold(f32::NEG_INFINITY, f32::max);
+    list.iter().map(move |(id, s)| {
+        let n = if max > f32::EPSILON {
+            (s / max).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        (id, n)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn adaptive_follows_the_sharper_list() {
+        // Keyword sharp (one strong match), dense flat: keyword's top wins.
+        let kw: Vec<(u32, f32)> = (0..12)
+            .map(|i| (i, if i == 0 { 20.0 } else { 2.0 }))
+            .collect();
+        let de: Vec<(u32, f32)> = (0..12)
+            .map(|i| (100 - i, 0.60 - i as f32 * 0.001))
+            .collect();
+        assert_eq!(fuse(&kw, &de, Fusion::Adaptive)[0].0, 0);
+        // Keyword flat (common words), dense sharp: dense's top wins.
+        let kw: Vec<(u32, f32)> = (0..12).map(|i| (i, 5.0 - i as f32 * 0.01)).collect();
+        let de: Vec<(u32, f32)> = (0..12)
+            .map(|i| (100 - i, if i == 0 { 0.9 } else { 0.3 }))
+            .collect();
+        assert_eq!(fuse(&kw, &de, Fusion::Adaptive)[0].0, 100);
+        // An empty keyword list leaves the dense order as it is.
+        let f = fuse(&[], &de, Fusion::Adaptive);
+        assert_eq!(
+            f.iter().map(|x| x.0).collect::<Vec<_>>(),
+            de.iter().map(|x| x.0).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
     fn rrf_rewards_agreement() {
         let kw = [("a", 9.0), ("b", 5.0), ("c", 1.0)];
         let de = [("d", 0.9), ("b", 0.8), ("c", 0.1)];
-        let f = fuse(&kw, &de, Fusion::default());
+        let f = fuse(&kw, &de, Fusion::Rrf { k: 60.0 });
         assert_eq!(f[0].0, "b");
         assert_eq!(f.len(), 4);
     }

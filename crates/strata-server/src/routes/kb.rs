@@ -68,9 +68,11 @@ pub(crate) struct SearchBody {
     /// (`key`, `name`, `ext`, `dirs`, `content_type`, `size`, `title`).
     #[schema(value_type = Option<Object>)]
     filter: Option<Value>,
-    /// Hybrid only: `rrf` (reciprocal rank fusion, k = 60; default) or
-    /// `weighted` (min-max normalised scores, `dense_weight` · dense + the
-    /// rest · keyword).
+    /// Hybrid only: `adaptive` (default: scores divided by each list's
+    /// best, each list weighted by how sharply its scores fall from the 1st
+    /// to the 10th), `rrf` (reciprocal rank fusion, k = 60) or `weighted`
+    /// (min-max normalised scores, `dense_weight` · dense + the rest ·
+    /// keyword).
     fusion: Option<String>,
     /// Weight of the dense score with `fusion: "weighted"` (0..1, default 0.7).
     dense_weight: Option<f32>,
@@ -148,6 +150,7 @@ pub(crate) async fn search(
     let mode = SearchMode::parse(b.mode.as_deref().unwrap_or("hybrid"))?;
     let fusion = match b.fusion.as_deref() {
         None => None,
+        Some("adaptive") => Some(Fusion::Adaptive),
         Some("rrf") => Some(Fusion::Rrf { k: 60.0 }),
         Some("weighted") => {
             let w = b.dense_weight.unwrap_or(0.7);
@@ -160,7 +163,7 @@ pub(crate) async fn search(
         }
         Some(other) => {
             return Err(Error::invalid(format!(
-                "fusion {other:?} is unknown: expected rrf or weighted"
+                "fusion {other:?} is unknown: expected adaptive, rrf or weighted"
             ))
             .with_code("invalid_fusion")
             .into())

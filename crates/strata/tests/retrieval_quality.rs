@@ -1,0 +1,259 @@
+//! Retrieval quality of the knowledge base on a labelled evaluation set
+//! (`tests/fixtures/retrieval_eval.json.gz`, made by
+//! `scripts/make-retrieval-eval.py` from real text: 95 modules of the Python
+//! standard library as Markdown documents, 50 hand-written questions and 200
+//! held-out passages, each labelled with the one document that answers it).
+//!
+//! Indexes the corpus with the local embedder through the facade, searches
+//! every query in the three modes, and reports recall@5 and MRR at document
+//! level (a document's rank is the rank of its best chunk). Holds hybrid
+//! search, with its default fusion, to at least the better of keyword and
+//! dense on both sets and both measures. `STRATA_EVAL_REPORT=<file.json>`
+//! writes the figures (bench/retrieval.sh turns them into the report).
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use strata::kb::{Fusion, KbFilter, SearchMode, SearchQuery};
+use strata::{Config, Principal, Role, Strata};
+
+#[derive(Deserialize)]
+struct EvalSet {
+    documents: Vec<Document>,
+    questions: Vec<Labelled>,
+    passages: Vec<Labelled>,
+}
+
+#[derive(Deserialize)]
+struct Document {
+    key: String,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct Labelled {
+    query: String,
+    document: String,
+}
+
+/// Chunks fetched per query: documents are ranked by their best chunk.
+const DEPTH: usize = 30;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Score {
+    recall5: f64,
+    mrr: f64,
+}
+
+fn load() -> EvalSet {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/retrieval_eval.json.gz"
+    );
+    let file = std::fs::File::open(path).expect("open the evaluation set");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(file)
+        .read_to_string(&mut text)
+        .expect("gunzip the evaluation set");
+    serde_json::from_str(&text).expect("parse the evaluation set")
+}
+
+async fn measure(
+    scope: &strata::BotScope,
+    set: &[Labelled],
+    mode: SearchMode,
+    fusion: Option<Fusion>,
+) -> Score {
+    let mut sum = Score::default();
+    for q in set {
+        let hits = scope
+            .kb_search(SearchQuery {
+                query: q.query.clone(),
+                mode,
+                k: DEPTH,
+                filter: KbFilter::default(),
+                fusion,
+            })
+            .await
+            .expect("search");
+        let mut docs: Vec<&str> = Vec::new();
+        for h in &hits {
+            let name = h.document.rsplit('/').next().unwrap_or(&h.document);
+            if !docs.contains(&name) {
+                docs.push(name);
+            }
+        }
+        if let Some(pos) = docs.iter().position(|d| *d == q.document) {
+            if pos < 5 {
+                sum.recall5 += 1.0;
+            }
+            sum.mrr += 1.0 / (pos as f64 + 1.0);
+        }
+    }
+    let n = set.len() as f64;
+    Score {
+        recall5: sum.recall5 / n,
+        mrr: sum.mrr / n,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hybrid_is_at_least_as_good_as_the_better_of_keyword_and_dense() {
+    let Some(model) = std::env::var_os("STRATA_TEST_MODEL_DIR").filter(|d| !d.is_empty()) else {
+        eprintln!("NOTE: the retrieval evaluation did not run: STRATA_TEST_MODEL_DIR is not set (scripts/fetch-model.sh)");
+        return;
+    };
+    let eval = load();
+    assert!(eval.documents.len() >= 90 && eval.questions.len() >= 50 && eval.passages.len() >= 150);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::embedded(dir.path());
+    config.embedder = format!("local:{}", std::path::Path::new(&model).display());
+    let strata = Strata::open(config).await.expect("open");
+    strata
+        .create_bot(&Principal::Admin, "eval", "Evaluation")
+        .await
+        .expect("bot");
+    let scope = strata
+        .scope(&Principal::Admin, "eval", Role::Admin)
+        .await
+        .expect("scope");
+    let started = std::time::Instant::now();
+    for d in &eval.documents {
+        let body: strata_core::drive::ByteStream = Box::pin(futures_util::stream::iter([Ok(
+            bytes::Bytes::from(d.text.clone()),
+        )]));
+        scope
+            .put_file(
+                &format!("eval.gbai/eval.gbkb/{}", d.key),
+                body,
+                Some("text/markdown"),
+                None,
+            )
+            .await
+            .expect("upload");
+    }
+    let kb = strata.knowledge_base().expect("kb");
+    let jobs = kb.drain().await.expect("index");
+    assert_eq!(jobs, eval.documents.len());
+    let page = scope
+        .kb_documents(None, None, None)
+        .await
+        .expect("documents");
+    let chunks: i64 = page.documents.iter().map(|d| d.chunks).sum();
+    assert!(
+        page.documents.iter().all(|d| d.status == "indexed"),
+        "every document is indexed"
+    );
+    let indexing_s = started.elapsed().as_secs_f64();
+
+    let variants: Vec<(&str, SearchMode, Option<Fusion>)> = vec![
+        ("keyword", SearchMode::Keyword, None),
+        ("dense", SearchMode::Dense, None),
+        ("hybrid", SearchMode::Hybrid, None),
+        (
+            "hybrid rrf k=60",
+            SearchMode::Hybrid,
+            Some(Fusion::Rrf { k: 60.0 }),
+        ),
+        (
+            "hybrid weighted 0.5",
+            SearchMode::Hybrid,
+            Some(Fusion::Weighted { dense_weight: 0.5 }),
+        ),
+        (
+            "hybrid weighted 0.7",
+            SearchMode::Hybrid,
+            Some(Fusion::Weighted { dense_weight: 0.7 }),
+        ),
+    ];
+    let mut table: HashMap<(&str, &str), Score> = HashMap::new();
+    let mut rows = Vec::new();
+    for (set_name, set) in [("questions", &eval.questions), ("passages", &eval.passages)] {
+        for (name, mode, fusion) in &variants {
+            let s = measure(&scope, set, *mode, *fusion).await;
+            eprintln!(
+                "{set_name:9} {name:22} recall@5 {:.3}  MRR {:.3}",
+                s.recall5, s.mrr
+            );
+            table.insert((set_name, name), s);
+            rows.push(json!({"set": set_name, "method": name, "recall_at_5": s.recall5, "mrr": s.mrr, "queries": set.len()}));
+        }
+    }
+    // The raw inputs of hybrid search (each list 2 × DEPTH deep), for
+    // studying fusions offline.
+    if let Some(path) = std::env::var_os("STRATA_EVAL_DUMP") {
+        let mut dump = Vec::new();
+        for (set_name, set) in [("questions", &eval.questions), ("passages", &eval.passages)] {
+            for q in set.iter() {
+                let mut lists = serde_json::Map::new();
+                for (name, mode) in [
+                    ("keyword", SearchMode::Keyword),
+                    ("dense", SearchMode::Dense),
+                ] {
+                    let hits = scope
+                        .kb_search(SearchQuery {
+                            query: q.query.clone(),
+                            mode,
+                            k: DEPTH * 2,
+                            filter: KbFilter::default(),
+                            fusion: None,
+                        })
+                        .await
+                        .expect("search");
+                    let list: Vec<Value> = hits
+                        .iter()
+                        .map(|h| {
+                            json!([
+                                h.document.rsplit('/').next().unwrap_or(""),
+                                h.chunk,
+                                h.score
+                            ])
+                        })
+                        .collect();
+                    lists.insert(name.into(), Value::Array(list));
+                }
+                dump.push(json!({"set": set_name, "query": q.query, "document": q.document, "lists": lists}));
+            }
+        }
+        std::fs::write(&path, serde_json::to_vec(&dump).expect("json")).expect("write the dump");
+    }
+    if let Some(path) = std::env::var_os("STRATA_EVAL_REPORT") {
+        let report = json!({
+            "documents": eval.documents.len(),
+            "chunks": chunks,
+            "questions": eval.questions.len(),
+            "passages": eval.passages.len(),
+            "depth": DEPTH,
+            "indexing_seconds": indexing_s,
+            "default_fusion": format!("{:?}", Fusion::default()),
+            "rows": rows,
+        });
+        std::fs::write(&path, serde_json::to_vec_pretty(&report).expect("json"))
+            .expect("write the report");
+    }
+    for set_name in ["questions", "passages"] {
+        let kw = table[&(set_name, "keyword")];
+        let de = table[&(set_name, "dense")];
+        let hy = table[&(set_name, "hybrid")];
+        // Sanity: the set is neither trivial nor broken for either mode.
+        assert!(kw.mrr > 0.3 && de.mrr > 0.3, "{set_name}: {kw:?} {de:?}");
+        assert!(
+            hy.recall5 >= kw.recall5.max(de.recall5) - 1e-9,
+            "{set_name}: hybrid recall@5 {:.3} < keyword {:.3} / dense {:.3}",
+            hy.recall5,
+            kw.recall5,
+            de.recall5
+        );
+        assert!(
+            hy.mrr >= kw.mrr.max(de.mrr) - 1e-9,
+            "{set_name}: hybrid MRR {:.3} < keyword {:.3} / dense {:.3}",
+            hy.mrr,
+            kw.mrr,
+            de.mrr
+        );
+    }
+    strata.close().await;
+}
