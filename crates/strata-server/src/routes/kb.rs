@@ -55,7 +55,7 @@ pub(crate) struct DocumentList {
 /// A search.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct SearchBody {
+pub(crate) struct KbSearchBody {
     /// The question or keywords.
     query: String,
     /// `hybrid` (default), `dense` or `keyword`. Dense and hybrid need an
@@ -80,7 +80,7 @@ pub(crate) struct SearchBody {
 
 /// One result.
 #[derive(Serialize, ToSchema)]
-pub(crate) struct SearchResult {
+pub(crate) struct KbSearchResult {
     /// The document's key in the drive.
     document: String,
     /// The document version the chunk was indexed from.
@@ -94,8 +94,8 @@ pub(crate) struct SearchResult {
 }
 
 #[derive(Serialize, ToSchema)]
-pub(crate) struct SearchResults {
-    results: Vec<SearchResult>,
+pub(crate) struct KbSearchResults {
+    results: Vec<KbSearchResult>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -140,13 +140,13 @@ pub(crate) async fn list_documents(
 }
 
 /// Keyword (BM25), dense or hybrid search over the bot's documents.
-#[utoipa::path(post, path = "/v1/bots/{bot}/kb/search", tag = "kb", request_body = SearchBody,
+#[utoipa::path(post, path = "/v1/bots/{bot}/kb/search", tag = "kb", request_body = KbSearchBody,
     params(("bot" = String, Path, description = "Bot id")),
-    responses((status = 200, body = SearchResults)))]
+    responses((status = 200, body = KbSearchResults)))]
 pub(crate) async fn search(
     ReadScope(scope): ReadScope,
-    Json(b): Json<SearchBody>,
-) -> ApiResult<Json<SearchResults>> {
+    Json(b): Json<KbSearchBody>,
+) -> ApiResult<Json<KbSearchResults>> {
     let mode = SearchMode::parse(b.mode.as_deref().unwrap_or("hybrid"))?;
     let fusion = match b.fusion.as_deref() {
         None => None,
@@ -178,10 +178,10 @@ pub(crate) async fn search(
             fusion,
         })
         .await?;
-    Ok(Json(SearchResults {
+    Ok(Json(KbSearchResults {
         results: hits
             .into_iter()
-            .map(|h| SearchResult {
+            .map(|h| KbSearchResult {
                 document: h.document,
                 version: h.version,
                 chunk: h.chunk,
