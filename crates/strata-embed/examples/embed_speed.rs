@@ -6,19 +6,38 @@
 //! ```
 //!
 //! Reads JSON lines with a `text` field (or plain lines) on stdin, embeds them
-//! all in one call and prints texts per second.
+//! all in one call and prints texts per second. `--engine candle` runs
+//! candle-transformers' `BertModel` instead of the packed encoder, and
+//! `--json` prints the figures as one JSON object.
 
 use std::io::BufRead;
 use std::time::Instant;
 
 use strata_core::embed::Embedder;
-use strata_embed::LocalEmbedder;
+use strata_embed::{LocalEmbedder, LocalEngine};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args()
-        .nth(1)
-        .ok_or("usage: embed_speed <model folder> < texts.jsonl")?;
+    let mut dir = None;
+    let mut engine = LocalEngine::Packed;
+    let mut json = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--engine" => {
+                engine = match args.next().as_deref() {
+                    Some("packed") => LocalEngine::Packed,
+                    Some("candle") => LocalEngine::CandleBert,
+                    _ => return Err("--engine is packed or candle".into()),
+                }
+            }
+            "--json" => json = true,
+            _ => dir = Some(arg),
+        }
+    }
+    let dir = dir.ok_or(
+        "usage: embed_speed [--engine packed|candle] [--json] <model folder> < texts.jsonl",
+    )?;
     let mut texts = Vec::new();
     for line in std::io::stdin().lock().lines() {
         let line = line?;
@@ -29,18 +48,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         texts.push(text);
     }
     let started = Instant::now();
-    let embedder = LocalEmbedder::open(&dir)?;
-    println!("loaded {} in {:.2?}", embedder.name(), started.elapsed());
+    let embedder = LocalEmbedder::open_with(&dir, engine)?;
+    let load_s = started.elapsed().as_secs_f64();
+    if !json {
+        println!("loaded {} ({engine:?}) in {load_s:.2} s", embedder.name());
+    }
     // Warm up (first allocations, thread pool start).
     embedder.embed(&texts[..texts.len().min(32)]).await?;
     let started = Instant::now();
     let vectors = embedder.embed(&texts).await?;
     let secs = started.elapsed().as_secs_f64();
-    println!(
-        "embedded {} texts in {secs:.2} s: {:.1} texts/s ({} dimensions)",
-        vectors.len(),
-        vectors.len() as f64 / secs,
-        embedder.dimension().unwrap_or(0)
-    );
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "engine": format!("{engine:?}"),
+                "texts": vectors.len(),
+                "seconds": secs,
+                "texts_per_s": vectors.len() as f64 / secs,
+                "load_s": load_s,
+            })
+        );
+    } else {
+        println!(
+            "embedded {} texts in {secs:.2} s: {:.1} texts/s ({} dimensions)",
+            vectors.len(),
+            vectors.len() as f64 / secs,
+            embedder.dimension().unwrap_or(0)
+        );
+    }
     Ok(())
 }

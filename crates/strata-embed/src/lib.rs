@@ -23,7 +23,7 @@ use std::time::Duration;
 use strata_core::embed::Embedder;
 use strata_core::{Error, Result};
 
-pub use local::{LocalEmbedder, LOCAL_BATCH_SIZE, LOCAL_MAX_TOKENS};
+pub use local::{LocalEmbedder, LocalEngine, LOCAL_BATCH_SIZE, LOCAL_MAX_TOKENS};
 pub use none::NoEmbedder;
 pub use openai::{OpenAiEmbedder, OpenAiOptions, DEFAULT_OPENAI_MODEL, OPENAI_BATCH_SIZE};
 
