@@ -400,4 +400,23 @@ async fn without_an_embedder_memory_search_says_so() {
     )
     .await;
     assert_eq!(st, 202, "{v}");
+    // Switched off, then on again with values as a CSV row would give them.
+    for (value, on) in [
+        (json!(false), false),
+        (json!("True"), true),
+        (json!("no"), false),
+        (json!("YES"), true),
+    ] {
+        let (st, v) = send(
+            &s,
+            Method::PUT,
+            "/v1/bots/plain/config/memory.enabled",
+            ADMIN_KEY,
+            Some(value.clone()),
+        )
+        .await;
+        assert!((200..300).contains(&st), "{st} {v}");
+        let v = s.get_ok("/v1/bots/plain/memory", &key).await;
+        assert_eq!(v["enabled"], on, "{value} -> {v}");
+    }
 }

@@ -53,12 +53,12 @@ pub const MAX_MEMORY_K: usize = 100;
 pub const MAX_MEMORY_QUERY_BYTES: usize = 4096;
 
 /// Whether a stored `memory.enabled` value means "on" (the same values the
-/// migration's triggers accept).
+/// migration's triggers accept, in any case).
 pub fn is_enabled_value(v: &Value) -> bool {
     match v {
         Value::Bool(b) => *b,
         Value::Number(n) => n.as_i64() == Some(1),
-        Value::String(s) => matches!(s.as_str(), "true" | "1" | "yes" | "on"),
+        Value::String(s) => matches!(s.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on"),
         _ => false,
     }
 }
