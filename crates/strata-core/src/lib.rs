@@ -14,6 +14,7 @@ pub mod kv;
 pub mod page;
 pub mod rate;
 pub mod records;
+pub mod redact;
 pub mod time;
 pub mod types;
 pub mod vectors;

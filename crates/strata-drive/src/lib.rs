@@ -80,18 +80,9 @@ fn invalid_url(url: &str, why: impl fmt::Display) -> Error {
     .with_code("invalid_config")
 }
 
-/// The URL without a password (`s3://user:pw@…` → `s3://user:***@…`).
+/// The URL without a password (one redactor for the whole system).
 fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let cred = &url[s + 3..at];
-            match cred.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &cred[..c], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
+    strata_core::redact::redact_url(url)
 }
 
 /// Opens the drive a URL names, with S3 settings from the environment.

@@ -71,7 +71,8 @@ impl EmbedderSpec {
         let spec = spec.trim();
         let bad = |why: &str| {
             Error::invalid(format!(
-                "STRATA_EMBEDDER={spec:?}: {why}; expected `none`, `local:<model folder>` or `openai:<base url>`"
+                "STRATA_EMBEDDER={:?}: {why}; expected `none`, `local:<model folder>` or `openai:<base url>`",
+                strata_core::redact::redact_url(spec)
             ))
             .with_code("invalid_config")
         };

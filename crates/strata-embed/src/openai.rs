@@ -77,6 +77,8 @@ impl fmt::Debug for OpenAiOptions {
 pub struct OpenAiEmbedder {
     name: String,
     url: String,
+    /// `url` without credentials, for messages and logs.
+    display_url: String,
     api_key: Option<String>,
     model: String,
     batch_size: usize,
@@ -88,7 +90,7 @@ impl fmt::Debug for OpenAiEmbedder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OpenAiEmbedder")
             .field("name", &self.name)
-            .field("url", &self.url)
+            .field("url", &self.display_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("dimension", &self.dimension.get())
             .finish_non_exhaustive()
@@ -148,6 +150,7 @@ impl OpenAiEmbedder {
         Ok(OpenAiEmbedder {
             name: format!("openai:{}", options.model),
             url: embeddings_url(&options.base_url),
+            display_url: strata_core::redact::redact_url(&embeddings_url(&options.base_url)),
             api_key: options.api_key,
             model: options.model,
             batch_size: options.batch_size.clamp(1, OPENAI_BATCH_SIZE),
@@ -171,13 +174,13 @@ impl OpenAiEmbedder {
                     if attempt >= MAX_ATTEMPTS {
                         return Err(unavailable(format!(
                             "embedding endpoint {} failed {MAX_ATTEMPTS} times; last: {}",
-                            self.url,
+                            self.display_url,
                             e.message()
                         )));
                     }
                     let wait = retry_after.unwrap_or_else(|| backoff(attempt));
                     tracing::warn!(
-                        url = %self.url, attempt, wait_ms = wait.as_millis() as u64,
+                        url = %self.display_url, attempt, wait_ms = wait.as_millis() as u64,
                         error = %e.message(), "embedding request failed; retrying"
                     );
                     tokio::time::sleep(wait).await;
@@ -198,8 +201,12 @@ impl OpenAiEmbedder {
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
-                let err = unavailable(format!("embedding endpoint {}: {e}", self.url));
-                return Err(if e.is_timeout() || e.is_connect() || e.is_request() {
+                let timeout_or_connect = e.is_timeout() || e.is_connect() || e.is_request();
+                // reqwest's message names the URL; drop it, the redacted
+                // one is ours.
+                let e = e.without_url();
+                let err = unavailable(format!("embedding endpoint {}: {e}", self.display_url));
+                return Err(if timeout_or_connect {
                     Attempt::Retry(err, None)
                 } else {
                     Attempt::Fail(err)
@@ -208,27 +215,40 @@ impl OpenAiEmbedder {
         };
         let status = response.status();
         if status.is_success() {
-            let body: EmbeddingsResponse = response.json().await.map_err(|e| {
-                if e.is_timeout() {
-                    Attempt::Retry(
-                        unavailable(format!("embedding endpoint {}: {e}", self.url)),
+            let bytes = read_limited(response, MAX_RESPONSE_BYTES, false)
+                .await
+                .map_err(|e| match e {
+                    BodyError::Transport(e) if e.is_timeout() => Attempt::Retry(
+                        unavailable(format!(
+                            "embedding endpoint {}: {}",
+                            self.display_url,
+                            e.without_url()
+                        )),
                         None,
-                    )
-                } else {
-                    Attempt::Fail(unavailable(format!(
-                        "embedding endpoint {} answered an unreadable body: {e}",
-                        self.url
-                    )))
-                }
+                    ),
+                    e => Attempt::Retry(
+                        unavailable(format!(
+                            "embedding endpoint {}: {}",
+                            self.display_url,
+                            e.describe()
+                        )),
+                        None,
+                    ),
+                })?;
+            let body: EmbeddingsResponse = serde_json::from_slice(&bytes).map_err(|e| {
+                Attempt::Fail(unavailable(format!(
+                    "embedding endpoint {} answered an unreadable body: {e}",
+                    self.display_url
+                )))
             })?;
             return order_by_index(body.data, input.len()).map_err(Attempt::Fail);
         }
         let retry_after = retry_after(response.headers());
-        let text = response.text().await.unwrap_or_default();
-        let detail: String = text.chars().take(300).collect();
+        let text = read_limited(response, 4096, true).await.unwrap_or_default();
+        let detail: String = String::from_utf8_lossy(&text).chars().take(300).collect();
         let message = format!(
             "embedding endpoint {} answered {status}: {detail}",
-            self.url
+            self.display_url
         );
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
             return Err(Attempt::Retry(unavailable(message), retry_after));
@@ -254,7 +274,7 @@ impl OpenAiEmbedder {
         if vectors.len() != expected {
             return Err(unavailable(format!(
                 "embedding endpoint {} answered {} vectors for {expected} inputs",
-                self.url,
+                self.display_url,
                 vectors.len()
             )));
         }
@@ -267,7 +287,7 @@ impl OpenAiEmbedder {
                 ErrorKind::Unavailable,
                 format!(
                     "embedding endpoint {} answered a {}-dimensional vector; expected {dim} (STRATA_EMBEDDER_DIMENSION or its first answer)",
-                    self.url,
+                    self.display_url,
                     v.len()
                 ),
             )
@@ -276,6 +296,46 @@ impl OpenAiEmbedder {
         }
         Ok(vectors)
     }
+}
+
+/// Largest embeddings response read (96 inputs of 3,072 dimensions as JSON
+/// take about 6 MiB).
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+enum BodyError {
+    Transport(reqwest::Error),
+    TooLarge(usize),
+}
+
+impl BodyError {
+    fn describe(self) -> String {
+        match self {
+            BodyError::Transport(e) => e.without_url().to_string(),
+            BodyError::TooLarge(max) => format!("the response is larger than {max} bytes"),
+        }
+    }
+}
+
+/// The response body, at most `max` bytes: an endpoint that sends more is
+/// not read further (an error with `truncate == false`, else the first
+/// `max` bytes).
+async fn read_limited(
+    mut response: reqwest::Response,
+    max: usize,
+    truncate: bool,
+) -> std::result::Result<Vec<u8>, BodyError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        if out.len() + chunk.len() > max {
+            if truncate {
+                out.extend_from_slice(&chunk[..max - out.len()]);
+                return Ok(out);
+            }
+            return Err(BodyError::TooLarge(max));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 /// Puts `data` in input order by `index`; every index in `0..n` exactly once.
@@ -312,7 +372,11 @@ fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
     if !secs.is_finite() || secs < 0.0 {
         return None;
     }
-    Some(Duration::from_secs_f64(secs).min(RETRY_AFTER_MAX))
+    // Clamp before building the duration: `Duration::from_secs_f64` panics
+    // on values it cannot represent (`Retry-After: 1e30`).
+    Some(Duration::from_secs_f64(
+        secs.min(RETRY_AFTER_MAX.as_secs_f64()),
+    ))
 }
 
 /// Full jitter: uniform in `[0, min(max, base · 2^(attempt-1))]`.
@@ -383,6 +447,23 @@ mod tests {
             header::HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
         );
         assert_eq!(retry_after(&h), None);
+        // Huge, negative, fractional and non-numeric values never panic.
+        for (v, want) in [
+            ("1e30", Some(RETRY_AFTER_MAX)),
+            ("1e309", None),
+            ("18446744073709551616", Some(RETRY_AFTER_MAX)),
+            ("-1", None),
+            ("0.5", Some(Duration::from_millis(500))),
+            ("NaN", None),
+            ("inf", None),
+            ("", None),
+        ] {
+            h.insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_str(v).expect("header value"),
+            );
+            assert_eq!(retry_after(&h), want, "Retry-After: {v}");
+        }
     }
 
     #[test]

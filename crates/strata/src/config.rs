@@ -73,15 +73,49 @@ impl fmt::Debug for RecordsUrl {
     }
 }
 
-/// Replaces the password of `scheme://user:password@host` with `***`.
-pub fn redact_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((creds, host)) = rest.split_once('@') {
-            let user = creds.split(':').next().unwrap_or("");
-            return format!("{scheme}://{user}:***@{host}");
-        }
+pub use strata_core::redact::redact_url;
+
+/// A setting that holds a URL (or, for `STRATA_EMBEDDER`, a prefixed URL)
+/// which may carry a credential. `Debug` and `Display` print it through
+/// [`redact_url`]; [`UrlSetting::expose`] gives the real value to the code
+/// that connects.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UrlSetting(String);
+
+impl UrlSetting {
+    /// Wraps a URL.
+    pub fn new(s: impl Into<String>) -> Self {
+        UrlSetting(s.into())
     }
-    url.to_owned()
+
+    /// The URL itself, credentials included; only for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for UrlSetting {
+    fn from(s: String) -> Self {
+        UrlSetting(s)
+    }
+}
+
+impl From<&str> for UrlSetting {
+    fn from(s: &str) -> Self {
+        UrlSetting(s.to_owned())
+    }
+}
+
+impl fmt::Debug for UrlSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+impl fmt::Display for UrlSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
 }
 
 /// The validated configuration of a Strata system.
@@ -99,14 +133,14 @@ pub struct Config {
     /// SQLite durability (`STRATA_DURABILITY`: `process` or `fsync`).
     pub durability: Durability,
     /// The drive (`STRATA_DRIVE_URL`), kept for the planned drive layer.
-    pub drive_url: String,
+    pub drive_url: UrlSetting,
     /// The cache (`STRATA_CACHE_URL`).
-    pub cache_url: String,
+    pub cache_url: UrlSetting,
     /// The vector engine (`STRATA_VECTORS_URL`).
-    pub vectors_url: String,
+    pub vectors_url: UrlSetting,
     /// The embedder (`STRATA_EMBEDDER`): `none`, `local:<model folder>` or
     /// `openai:<base url>`.
-    pub embedder: String,
+    pub embedder: UrlSetting,
     /// Bearer token of an `openai:` embedder (`STRATA_EMBEDDER_API_KEY`).
     pub embedder_api_key: Option<Secret>,
     /// Model an `openai:` embedder asks for (`STRATA_EMBEDDER_MODEL`;
@@ -435,10 +469,10 @@ impl ConfigBuilder {
             admin_key,
             records,
             durability,
-            drive_url,
-            cache_url,
-            vectors_url,
-            embedder,
+            drive_url: drive_url.into(),
+            cache_url: cache_url.into(),
+            vectors_url: vectors_url.into(),
+            embedder: embedder.into(),
             embedder_api_key,
             embedder_model,
             embedder_dimension,
@@ -718,13 +752,25 @@ mod tests {
         let c = build(&[
             ("STRATA_RECORDS_URL", "postgres://u:pw@h/db"),
             ("STRATA_ADMIN_KEY", "0123456789abcdefXYZ"),
+            ("STRATA_CACHE_URL", "redis://:hunter2@127.0.0.1:6379/15"),
+            ("STRATA_DRIVE_URL", "s3://AKIA:wJal@bucket/prefix"),
+            ("STRATA_VECTORS_URL", "http://qd:qdrant-pw@127.0.0.1:6333"),
+            ("STRATA_EMBEDDER", "openai:http://u:emb-pw@127.0.0.1:9/v1"),
         ])
         .expect("valid");
         let dbg = format!("{c:?}");
-        assert!(
-            !dbg.contains("pw@") && !dbg.contains("0123456789abcdef"),
-            "{dbg}"
-        );
+        for secret in [
+            "pw@",
+            "0123456789abcdef",
+            "hunter2",
+            "wJal",
+            "qdrant-pw",
+            "emb-pw",
+        ] {
+            assert!(!dbg.contains(secret), "{secret} in {dbg}");
+        }
+        assert!(dbg.contains("127.0.0.1:6379/15"), "{dbg}");
+        assert_eq!(c.cache_url.expose(), "redis://:hunter2@127.0.0.1:6379/15");
     }
 
     #[test]
@@ -737,7 +783,7 @@ mod tests {
         ] {
             assert_eq!(
                 build(&[("STRATA_EMBEDDER", ok)])
-                    .map(|c| c.embedder)
+                    .map(|c| c.embedder.expose().to_owned())
                     .ok()
                     .as_deref(),
                 Some(ok)

@@ -158,7 +158,7 @@ impl Strata {
                 .with_code("invalid_config"));
             }
         };
-        let cache = strata_cache::open_cache(&config.cache_url)
+        let cache = strata_cache::open_cache(config.cache_url.expose())
             .await
             .map_err(|e| {
                 Error::new(
@@ -168,7 +168,7 @@ impl Strata {
                 .with_code("invalid_config")
             })?;
         let cache: Arc<dyn CacheStore> = Arc::new(strata_cache::ResilientCache::new(cache));
-        let vectors: Arc<dyn VectorStore> = match (config.vectors_url.as_str(), &sqlite) {
+        let vectors: Arc<dyn VectorStore> = match (config.vectors_url.expose(), &sqlite) {
             ("embedded", Some(db)) => {
                 let dir = config.data_dir.join("vectors");
                 std::fs::create_dir_all(&dir).map_err(|e| {
@@ -193,7 +193,7 @@ impl Strata {
         // A local model that does not load stops start-up here, naming the
         // folder and the file.
         let embedder = strata_embed::open_embedder_with(
-            &config.embedder,
+            config.embedder.expose(),
             strata_embed::EmbedderOptions {
                 api_key: config
                     .embedder_api_key
@@ -208,7 +208,9 @@ impl Strata {
         let drive: Arc<dyn DriveStore> = match &sqlite {
             // A bad URL is `invalid_config` naming STRATA_DRIVE_URL; a
             // folder that cannot be created is `unavailable`.
-            Some(db) => Arc::new(strata_drive::open_drive(&config.drive_url, db.clone()).await?),
+            Some(db) => {
+                Arc::new(strata_drive::open_drive(config.drive_url.expose(), db.clone()).await?)
+            }
             None => {
                 return Err(Error::invalid(
                     "invalid setting STRATA_DRIVE_URL: the drive keeps its metadata in the records database and needs sqlite:// records",

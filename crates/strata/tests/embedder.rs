@@ -31,7 +31,7 @@ async fn none_is_ready_and_answers_no_embedder() {
 async fn a_model_that_does_not_load_stops_start_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config::embedded(dir.path());
-    config.embedder = format!("local:{}", dir.path().join("no-model").display());
+    config.embedder = format!("local:{}", dir.path().join("no-model").display()).into();
     let err = Strata::open(config).await.expect_err("missing model");
     assert_eq!(err.code(), "embedder_load_failed");
     assert!(
@@ -49,7 +49,7 @@ async fn a_local_model_is_opened_and_reported() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config::embedded(dir.path());
-    config.embedder = format!("local:{}", std::path::Path::new(&model).display());
+    config.embedder = format!("local:{}", std::path::Path::new(&model).display()).into();
     let strata = Strata::open(config)
         .await
         .expect("open with the local model");

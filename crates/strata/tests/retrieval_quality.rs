@@ -110,7 +110,7 @@ async fn hybrid_is_at_least_as_good_as_the_better_of_keyword_and_dense() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config::embedded(dir.path());
-    config.embedder = format!("local:{}", std::path::Path::new(&model).display());
+    config.embedder = format!("local:{}", std::path::Path::new(&model).display()).into();
     let strata = Strata::open(config).await.expect("open");
     strata
         .create_bot(&Principal::Admin, "eval", "Evaluation")
