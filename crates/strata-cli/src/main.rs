@@ -261,10 +261,24 @@ fn init_tracing() {
         .init();
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let cli = Cli::parse();
-    if let Err(e) = run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    // Work still running on blocking threads (a large document being
+    // chunked by a knowledge-base job that was stopped) is durable and
+    // resumes at the next start: exiting does not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
@@ -437,12 +451,15 @@ async fn serve(config: Config) -> Result<()> {
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!(address = %local, "strata is listening");
     eprintln!("strata listening on http://{local}");
-    tokio::spawn(strata.clone().run_janitor(Duration::from_secs(60)));
-    tokio::spawn(strata.clone().run_kb_worker());
-    tokio::spawn(strata.clone().run_memory_worker());
+    let workers = strata.start_workers(Duration::from_secs(60));
     strata_server::serve(strata.clone(), listener, shutdown_signal())
         .await
         .context("serving HTTP")?;
+    tracing::info!("stopping: background workers");
+    let late = workers.shutdown(Duration::from_secs(3)).await;
+    if !late.is_empty() {
+        tracing::warn!(workers = ?late, "background workers did not stop in time; their work resumes at the next start");
+    }
     strata.close().await;
     tracing::info!("strata stopped");
     Ok(())

@@ -18,6 +18,7 @@ pub mod redact;
 pub mod time;
 pub mod types;
 pub mod vectors;
+pub mod worker;
 
 pub use error::{Error, ErrorKind, Result};
 pub use page::{Cursor, Page, PageRequest};

@@ -26,16 +26,30 @@ use crate::{Page, PageRequest, Result, Timestamp};
 /// Bots: the tenants.
 #[async_trait]
 pub trait BotStore: Send + Sync {
-    /// Creates a bot. `AlreadyExists` when the id is taken.
+    /// Creates a bot. `AlreadyExists` when the id is taken; `Conflict`
+    /// (code `bot_deleting`) while a deleted bot of that id is still being
+    /// purged.
     async fn create_bot(&self, id: &BotId, name: &str) -> Result<Bot>;
-    /// One bot, or `NotFound`.
+    /// One live bot, or `NotFound` (a deleted bot is not found at once).
     async fn get_bot(&self, id: &BotId) -> Result<Bot>;
-    /// All bots, by id.
+    /// All live bots, by id.
     async fn list_bots(&self, page: &PageRequest) -> Result<Page<Bot>>;
-    /// Renames a bot.
+    /// Renames a live bot.
     async fn update_bot(&self, id: &BotId, name: &str) -> Result<Bot>;
-    /// Deletes a bot and every row it owns, atomically.
+    /// Deletes a bot, atomically: it is not found from now on, its keys
+    /// are revoked, its id stays taken, and its purge is queued in the same
+    /// transaction ([`BotStore::bots_to_purge`]). `NotFound` when there is
+    /// no live bot of that id.
     async fn delete_bot(&self, id: &BotId) -> Result<()>;
+    /// Deleted bots whose data is still being purged, with when they were
+    /// deleted, oldest first.
+    async fn bots_to_purge(&self) -> Result<Vec<(BotId, Timestamp)>>;
+    /// Removes a deleted bot's rows (in bounded batches, then the bot row,
+    /// which ends its purge). Idempotent; `Ok` when there is nothing left.
+    /// A live bot is never touched.
+    async fn purge_bot_rows(&self, id: &BotId) -> Result<()>;
+    /// Records that a purge attempt failed (it is tried again later).
+    async fn bot_purge_failed(&self, id: &BotId, error: &str) -> Result<()>;
 }
 
 /// API keys of bots. Secrets are never stored, only their SHA-256.
@@ -77,6 +91,11 @@ pub trait SessionStore: Send + Sync {
         token_hash: &str,
         now: Timestamp,
     ) -> Result<Session>;
+    /// Finds the live session with this token hash without changing it (no
+    /// slide): for looking a session up on the side, such as the rate
+    /// limiter finding the user of a request. `NotFound` when expired or
+    /// revoked.
+    async fn peek_session(&self, bot: &BotId, token_hash: &str, now: Timestamp) -> Result<Session>;
     /// Replaces a live session's `state`.
     async fn update_session_state(
         &self,

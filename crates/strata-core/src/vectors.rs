@@ -188,8 +188,10 @@ pub struct CollectionSpec {
 
 impl CollectionSpec {
     /// Checks every field.
+    /// Checks the spec as a store accepts it (internal names included; the
+    /// facade checks a client's names with [`validate_collection_name`]).
     pub fn validate(&self) -> Result<()> {
-        validate_collection_name(&self.name)?;
+        validate_stored_collection_name(&self.name)?;
         if self.dimension == 0 || self.dimension > MAX_DIMENSION {
             return Err(Error::invalid(format!(
                 "dimension must be 1..={MAX_DIMENSION}, got {}",
@@ -201,7 +203,19 @@ impl CollectionSpec {
     }
 }
 
-/// Checks a collection name.
+/// Names of Strata's own collections (the knowledge base's `_kb`,
+/// conversation memory's `_memory`) start with this. A user's name never
+/// does: [`validate_collection_name`] refuses it, so a client can neither
+/// create, write, read, drop nor list an internal collection as its own.
+pub const INTERNAL_PREFIX: char = '_';
+
+/// Whether `name` is one of Strata's own collections.
+pub fn is_internal_collection(name: &str) -> bool {
+    name.starts_with(INTERNAL_PREFIX)
+}
+
+/// Checks a collection name a client chose: 1-64 of `a-z`, `0-9`, `_`, `-`,
+/// starting with a letter or digit (a leading `_` is reserved).
 pub fn validate_collection_name(name: &str) -> Result<()> {
     let b = name.as_bytes();
     let ok = !b.is_empty()
@@ -211,11 +225,25 @@ pub fn validate_collection_name(name: &str) -> Result<()> {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-');
     if ok {
         Ok(())
+    } else if is_internal_collection(name) {
+        Err(Error::invalid(format!(
+            "collection name {name:?} is reserved: names starting with '_' belong to Strata's own collections (knowledge base, conversation memory)"
+        ))
+        .with_code("reserved_collection_name"))
     } else {
         Err(Error::invalid(format!(
             "collection name {name:?} is invalid: use 1-64 characters from a-z, 0-9, '_' and '-', starting with a letter or digit"
         ))
         .with_code("invalid_collection_name"))
+    }
+}
+
+/// Checks a name as a store accepts it: a client's name, or an internal
+/// one (`_` followed by a client's name).
+pub fn validate_stored_collection_name(name: &str) -> Result<()> {
+    match name.strip_prefix(INTERNAL_PREFIX) {
+        Some(rest) => validate_collection_name(rest),
+        None => validate_collection_name(name),
     }
 }
 
@@ -427,6 +455,36 @@ pub struct ScrollPage {
 pub struct VectorQuota {
     pub max_collections: u64,
     pub max_points: u64,
+}
+
+/// The bot setting that overrides the server's most collections per bot.
+pub const MAX_COLLECTIONS_SETTING: &str = "vectors.max_collections";
+/// The bot setting that overrides the server's most points per bot.
+pub const MAX_POINTS_SETTING: &str = "vectors.max_points";
+
+impl VectorQuota {
+    /// `defaults` overridden by the bot's `vectors.max_collections` and
+    /// `vectors.max_points` settings (numbers, or strings of digits).
+    pub fn from_settings(
+        defaults: VectorQuota,
+        settings: &std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> VectorQuota {
+        let value = |v: &serde_json::Value| match v {
+            serde_json::Value::Number(n) => n.as_u64(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        VectorQuota {
+            max_collections: settings
+                .get(MAX_COLLECTIONS_SETTING)
+                .and_then(value)
+                .unwrap_or(defaults.max_collections),
+            max_points: settings
+                .get(MAX_POINTS_SETTING)
+                .and_then(value)
+                .unwrap_or(defaults.max_points),
+        }
+    }
 }
 
 impl Default for VectorQuota {

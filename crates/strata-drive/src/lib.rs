@@ -109,7 +109,8 @@ pub async fn open_drive_with(url: &str, db: SqliteDatabase, s3: &S3Settings) -> 
             Error::unavailable(format!("cannot open the drive folder {}", dir.display()))
                 .with_source(e)
         })?;
-        return Ok(Drive::new(Arc::new(fs), db, "filesystem"));
+        return Ok(Drive::new(Arc::new(fs), db, "filesystem")
+            .with_local_dir(dir, strata_records::sqlite::DEFAULT_MIN_FREE_BYTES));
     }
     if let Some(rest) = url.strip_prefix("s3://") {
         let (bucket, prefix) = match rest.split_once('/') {

@@ -31,6 +31,12 @@ pub struct Drive {
     store: Arc<dyn ObjectStore>,
     db: SqliteDatabase,
     backend: &'static str,
+    /// The folder of a `file://` drive (its free space is checked).
+    local_dir: Option<std::path::PathBuf>,
+    /// Below this many free bytes a local drive reports it cannot write.
+    min_free_bytes: u64,
+    /// Whether the last uploads succeeded (readiness).
+    write_health: Arc<strata_core::worker::WriteHealth>,
 }
 
 impl fmt::Debug for Drive {
@@ -116,95 +122,31 @@ impl Drive {
     /// A drive over `store` (bodies) and `db` (metadata); `backend` names
     /// the store in readiness reports.
     pub fn new(store: Arc<dyn ObjectStore>, db: SqliteDatabase, backend: &'static str) -> Self {
-        Drive { store, db, backend }
-    }
-
-    /// `filesystem` or `s3`.
-    pub fn backend(&self) -> &'static str {
-        self.backend
-    }
-
-    fn body_path(bot: &BotId) -> StorePath {
-        StorePath::from(format!("bots/{}/{}", bot.as_str(), uuid::Uuid::now_v7()))
-    }
-
-    async fn remove_body(&self, path: &StorePath) {
-        match self.store.delete(path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => tracing::warn!(error = %e, body = %path, "removing a drive body failed"),
+        Drive {
+            store,
+            db,
+            backend,
+            local_dir: None,
+            min_free_bytes: strata_records::sqlite::DEFAULT_MIN_FREE_BYTES,
+            write_health: Default::default(),
         }
     }
 
-    async fn lookup(&self, bot: &BotId, key: &str, version: Option<i64>) -> Result<Stored> {
-        let key = normalize_key(key)?;
-        if let Some(v) = version {
-            if v < 1 {
-                return Err(
-                    Error::invalid(format!("version {v} is invalid: versions start at 1"))
-                        .with_code("invalid_version"),
-                );
-            }
-        }
-        let b = bot.as_str();
-        self.db
-            .read(|c| find(c, b, &key, version))?
-            .ok_or_else(|| file_not_found(&key, version))
+    /// The bodies live in `dir` on the local file system: readiness checks
+    /// that it has at least `min_free_bytes` free.
+    pub fn with_local_dir(mut self, dir: std::path::PathBuf, min_free_bytes: u64) -> Self {
+        self.local_dir = Some(dir);
+        self.min_free_bytes = min_free_bytes;
+        self
     }
 
-    /// Streams `body` into a new object at `path`; returns (size, etag).
-    async fn upload(
-        &self,
-        path: &StorePath,
-        mut body: ByteStream,
-        max_size: u64,
-    ) -> Result<(u64, String)> {
-        let upload = self
-            .store
-            .put_multipart(path)
-            .await
-            .map_err(|e| store_err("start an upload", e))?;
-        let mut w = WriteMultipart::new(upload);
-        let mut hasher = Sha256::new();
-        let mut size = 0u64;
-        let failure = loop {
-            match body.next().await {
-                None => break None,
-                Some(Err(e)) => break Some(e),
-                Some(Ok(chunk)) => {
-                    size += chunk.len() as u64;
-                    if size > max_size {
-                        break Some(
-                            Error::new(
-                                ErrorKind::PayloadTooLarge,
-                                format!("the file is larger than the limit of {max_size} bytes"),
-                            )
-                            .with_code("payload_too_large"),
-                        );
-                    }
-                    hasher.update(&chunk);
-                    if let Err(e) = w.wait_for_capacity(UPLOAD_CONCURRENCY).await {
-                        break Some(store_err("upload a part", e));
-                    }
-                    w.put(chunk);
-                }
-            }
-        };
-        if let Some(e) = failure {
-            if let Err(abort) = w.abort().await {
-                tracing::warn!(error = %abort, body = %path, "aborting a drive upload failed");
-            }
-            return Err(e);
-        }
-        w.finish()
-            .await
-            .map_err(|e| store_err("complete an upload", e))?;
-        Ok((size, hex::encode(hasher.finalize())))
+    /// Below `n` free bytes a local drive reports that it cannot write.
+    pub fn with_min_free_bytes(mut self, n: u64) -> Self {
+        self.min_free_bytes = n;
+        self
     }
-}
 
-#[async_trait]
-impl DriveStore for Drive {
-    async fn put(
+    async fn put_unchecked(
         &self,
         bot: &BotId,
         key: &str,
@@ -269,6 +211,110 @@ impl DriveStore for Drive {
             self.remove_body(&path).await;
         }
         written
+    }
+
+    /// `filesystem` or `s3`.
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    fn body_path(bot: &BotId) -> StorePath {
+        StorePath::from(format!("bots/{}/{}", bot.as_str(), uuid::Uuid::now_v7()))
+    }
+
+    async fn remove_body(&self, path: &StorePath) {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!(error = %e, body = %path, "removing a drive body failed"),
+        }
+    }
+
+    async fn lookup(&self, bot: &BotId, key: &str, version: Option<i64>) -> Result<Stored> {
+        let key = normalize_key(key)?;
+        if let Some(v) = version {
+            if v < 1 {
+                return Err(
+                    Error::invalid(format!("version {v} is invalid: versions start at 1"))
+                        .with_code("invalid_version"),
+                );
+            }
+        }
+        let (b, k) = (bot.as_str().to_owned(), key.clone());
+        self.db
+            .read(move |c| find(c, &b, &k, version))
+            .await?
+            .ok_or_else(|| file_not_found(&key, version))
+    }
+
+    /// Streams `body` into a new object at `path`; returns (size, etag).
+    async fn upload(
+        &self,
+        path: &StorePath,
+        mut body: ByteStream,
+        max_size: u64,
+    ) -> Result<(u64, String)> {
+        let upload = self
+            .store
+            .put_multipart(path)
+            .await
+            .map_err(|e| store_err("start an upload", e))?;
+        let mut w = WriteMultipart::new(upload);
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let failure = loop {
+            match body.next().await {
+                None => break None,
+                Some(Err(e)) => break Some(e),
+                Some(Ok(chunk)) => {
+                    size += chunk.len() as u64;
+                    if size > max_size {
+                        break Some(
+                            Error::new(
+                                ErrorKind::PayloadTooLarge,
+                                format!("the file is larger than the limit of {max_size} bytes"),
+                            )
+                            .with_code("payload_too_large"),
+                        );
+                    }
+                    hasher.update(&chunk);
+                    if let Err(e) = w.wait_for_capacity(UPLOAD_CONCURRENCY).await {
+                        break Some(store_err("upload a part", e));
+                    }
+                    w.put(chunk);
+                }
+            }
+        };
+        if let Some(e) = failure {
+            if let Err(abort) = w.abort().await {
+                tracing::warn!(error = %abort, body = %path, "aborting a drive upload failed");
+            }
+            return Err(e);
+        }
+        w.finish()
+            .await
+            .map_err(|e| store_err("complete an upload", e))?;
+        Ok((size, hex::encode(hasher.finalize())))
+    }
+}
+
+#[async_trait]
+impl DriveStore for Drive {
+    async fn put(
+        &self,
+        bot: &BotId,
+        key: &str,
+        body: ByteStream,
+        opts: PutOptions,
+    ) -> Result<ObjectMeta> {
+        let out = self.put_unchecked(bot, key, body, opts).await;
+        match &out {
+            Ok(_) => self.write_health.succeeded(),
+            // The store or the metadata database could not write (disk
+            // full, I/O errors): readiness reports it until a write works.
+            Err(e) if e.kind() == ErrorKind::Unavailable => self.write_health.failed(e),
+            Err(_) => {}
+        }
+        out
     }
 
     async fn head(&self, bot: &BotId, key: &str, version: Option<i64>) -> Result<ObjectMeta> {
@@ -374,7 +420,9 @@ impl DriveStore for Drive {
         let mut last: Option<String> = None;
         let batch_size = limit + 1;
         'scan: loop {
-            let batch: Vec<Stored> = self.db.read(|c| {
+            let (b, seek2) = (b.clone(), seek.clone());
+            let batch: Vec<Stored> = self.db.read(move |c| {
+                let (b, seek) = (&b, &seek2);
                 let mut st = c
                     .prepare_cached(&format!(
                         "SELECT {COLS} FROM drive_objects WHERE bot_id = ?1 AND current = 1 AND key >= CAST(?2 AS TEXT) AND (?3 OR key > CAST(?2 AS TEXT)) ORDER BY key LIMIT ?4"
@@ -384,7 +432,7 @@ impl DriveStore for Drive {
                     .query_map(params![b, seek, inclusive, batch_size as i64], read_row)
                     .map_err(sql)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
-            })?;
+            }).await?;
             let exhausted = batch.len() < batch_size;
             for s in batch {
                 let key = s.meta.key.as_str();
@@ -425,8 +473,9 @@ impl DriveStore for Drive {
 
     async fn versions(&self, bot: &BotId, key: &str) -> Result<Vec<ObjectMeta>> {
         let key = normalize_key(key)?;
-        let b = bot.as_str();
-        let all = self.db.read(|c| {
+        let (b, k) = (bot.as_str().to_owned(), key.clone());
+        let all = self.db.read(move |c| {
+            let key = &k;
             let mut st = c
                 .prepare_cached(&format!(
                     "SELECT {COLS} FROM drive_objects WHERE bot_id = ?1 AND key = ?2 ORDER BY version DESC"
@@ -436,7 +485,7 @@ impl DriveStore for Drive {
             rows.map(|r| r.map(|s| s.meta))
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(sql)
-        })?;
+        }).await?;
         if all.is_empty() {
             return Err(file_not_found(&key, None));
         }
@@ -447,7 +496,7 @@ impl DriveStore for Drive {
         let cutoff = before.as_millis();
         let mut purged = 0u64;
         loop {
-            let batch: Vec<(String, String, i64, String)> = self.db.read(|c| {
+            let batch: Vec<(String, String, i64, String)> = self.db.read(move |c| {
                 let mut st = c
                     .prepare_cached(
                         "SELECT bot_id, key, version, body FROM drive_objects WHERE current = 0 AND retired_at < ?1 LIMIT ?2",
@@ -459,7 +508,7 @@ impl DriveStore for Drive {
                     })
                     .map_err(sql)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
-            })?;
+            }).await?;
             if batch.is_empty() {
                 return Ok(purged);
             }
@@ -524,11 +573,45 @@ impl DriveStore for Drive {
 
     async fn ping(&self) -> Result<()> {
         self.db
-            .read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(sql))?;
+            .read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(sql))
+            .await?;
         match self.store.head(&StorePath::from("_strata/ping")).await {
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(store_err("answer", e)),
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(store_err("answer", e)),
         }
+        // Answering is not enough: can it write?
+        if let Some(dir) = &self.local_dir {
+            if let Ok(free) = strata_records::sqlite::free_bytes(dir) {
+                if free < self.min_free_bytes {
+                    return Err(Error::unavailable(format!(
+                        "cannot write: {free} bytes free on the file system of {} (at least {} needed)",
+                        dir.display(),
+                        self.min_free_bytes
+                    ))
+                    .with_code("disk_full"));
+                }
+            }
+        }
+        if let Some((at, why)) = self.write_health.failure() {
+            // Probe with a small object: the failure is over once it works.
+            let probe = self
+                .store
+                .put(
+                    &StorePath::from("_strata/ready-probe"),
+                    Bytes::from(vec![0u8; 4096]).into(),
+                )
+                .await;
+            match probe {
+                Ok(_) => self.write_health.succeeded(),
+                Err(_) => {
+                    return Err(Error::unavailable(format!(
+                        "cannot write: the last upload failed at {at}: {why}"
+                    ))
+                    .with_code("cannot_write"))
+                }
+            }
+        }
+        Ok(())
     }
 }
 

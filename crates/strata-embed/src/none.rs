@@ -18,6 +18,10 @@ impl Embedder for NoEmbedder {
         None
     }
 
+    fn enabled(&self) -> bool {
+        false
+    }
+
     async fn embed(&self, _texts: &[String]) -> Result<Vec<Vec<f32>>> {
         Err(Error::unavailable(
             "no embedder is configured (STRATA_EMBEDDER=none); set STRATA_EMBEDDER to local:<model folder> or openai:<base url>",

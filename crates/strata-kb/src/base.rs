@@ -25,6 +25,7 @@
 //! kills the process cannot loop forever.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,16 +41,20 @@ use strata_core::vectors::{
     CollectionSpec, FieldType, Metric, PointId, PointInput, PointSelector, SearchRequest,
     VectorQuota, VectorStore,
 };
+use strata_core::worker::{QueueStats, WorkerState};
 use strata_core::{Error, ErrorKind, Result};
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::chunk::{chunk_text, Chunking, CHUNK_OVERLAP_SETTING, CHUNK_SIZE_SETTING};
 use crate::extract::{extract_with_timeout, ExtractLimits};
 use crate::fusion::{fuse, Fusion};
 use crate::store::{IndexedDocument, Job, KbFilter, KbStore};
 
-/// The per-bot collection that holds the knowledge base's vectors.
-pub const KB_COLLECTION: &str = "kb";
+/// The per-bot collection that holds the knowledge base's vectors. Its
+/// leading `_` makes it Strata's own: no client can create, write, read,
+/// drop or list a collection of that name.
+pub const KB_COLLECTION: &str = "_kb";
 /// Largest `k` of a search.
 pub const MAX_K: usize = 100;
 /// Longest query, in bytes.
@@ -69,6 +74,12 @@ pub struct KbOptions {
     /// Texts per embedder call.
     pub embed_batch: usize,
     pub limits: ExtractLimits,
+    /// The server's vector quota per bot; a bot's `vectors.max_points`
+    /// setting overrides it. The knowledge base's points count against it.
+    pub default_quota: VectorQuota,
+    /// Longest wait between tries while the embedder does not answer
+    /// (those tries do not use up a document's attempts).
+    pub max_embedder_backoff: Duration,
 }
 
 impl Default for KbOptions {
@@ -79,6 +90,8 @@ impl Default for KbOptions {
             lease: Duration::from_secs(30 * 60),
             embed_batch: 32,
             limits: ExtractLimits::default(),
+            default_quota: VectorQuota::default(),
+            max_embedder_backoff: Duration::from_secs(60),
         }
     }
 }
@@ -138,6 +151,11 @@ pub struct KnowledgeBase {
     records: Arc<dyn RecordStore>,
     opts: KbOptions,
     wake: Notify,
+    /// The indexing worker's live state (`/ready`, `/metrics`).
+    state: Arc<WorkerState>,
+    /// Consecutive jobs that found the embedder unavailable: the backoff
+    /// before the next try grows with it, and a success resets it.
+    embedder_outage: AtomicU32,
     /// Query text → its embedding (the embedder is fixed for the process):
     /// a repeated question, and hybrid after dense, costs no model call.
     query_vectors: quick_cache::sync::Cache<String, Arc<Vec<f32>>>,
@@ -167,6 +185,12 @@ fn is_permanent(e: &Error) -> bool {
     )
 }
 
+/// The embedder did not answer (down, overloaded, timing out): nothing is
+/// wrong with the document, so the try does not count against it.
+pub fn is_embedder_outage(e: &Error) -> bool {
+    e.is_retryable() && e.code().starts_with("embedder_")
+}
+
 impl KnowledgeBase {
     pub fn new(
         store: KbStore,
@@ -184,6 +208,8 @@ impl KnowledgeBase {
             records,
             opts,
             wake: Notify::new(),
+            state: Arc::new(WorkerState::new("kb")),
+            embedder_outage: AtomicU32::new(0),
             query_vectors: quick_cache::sync::Cache::new(QUERY_CACHE_ENTRIES),
         }
     }
@@ -219,7 +245,7 @@ impl KnowledgeBase {
     /// Returns how many were queued.
     pub async fn reindex(&self, bot: &BotId) -> Result<u64> {
         let prefix = kb_prefix(bot);
-        let mut keys: Vec<String> = self.store.document_keys(bot)?;
+        let mut keys: Vec<String> = self.store.document_keys(bot).await?;
         let mut after = None;
         loop {
             let page = self
@@ -249,28 +275,61 @@ impl KnowledgeBase {
         Ok(keys.len() as u64)
     }
 
-    /// Runs the indexing worker forever: first puts jobs interrupted by a
-    /// previous process back in the queue, then claims and runs jobs one at
-    /// a time, sleeping when there are none.
-    pub async fn run_worker(self: Arc<Self>) {
+    /// The indexing worker's live state.
+    pub fn worker_state(&self) -> &Arc<WorkerState> {
+        &self.state
+    }
+
+    /// Jobs not finished yet and the age of the oldest.
+    pub async fn queue_stats(&self) -> Result<QueueStats> {
+        self.store.queue_stats().await
+    }
+
+    /// Runs the indexing worker until `stop` is cancelled: first puts jobs
+    /// interrupted by a previous run back in the queue, then claims and runs
+    /// jobs one at a time, sleeping when there are none. A job running when
+    /// `stop` fires is put back in the queue (without using up an attempt)
+    /// and resumes at the next start. Returns an error only when it cannot
+    /// go on; the supervisor starts it again.
+    pub async fn run_worker(self: Arc<Self>, stop: CancellationToken) -> Result<()> {
         match self.store.recover(self.opts.max_attempts).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "resuming interrupted knowledge-base jobs"),
-            Err(e) => tracing::warn!(error = %e, "recovering knowledge-base jobs failed"),
+            Err(e) => return Err(e),
         }
+        self.state.running();
         let lease_ms = self.opts.lease.as_millis() as i64;
         loop {
+            if stop.is_cancelled() {
+                return Ok(());
+            }
             match self.store.claim(lease_ms).await {
-                Ok(Some(job)) => self.run_job(job).await,
+                Ok(Some(job)) => {
+                    tokio::select! {
+                        biased;
+                        _ = stop.cancelled() => {
+                            if let Err(e) = self.store.release(&job).await {
+                                tracing::warn!(error = %e, key = %job.key, "putting an interrupted knowledge-base job back failed; it resumes after its lease");
+                            }
+                            return Ok(());
+                        }
+                        _ = self.run_job(job.clone()) => {}
+                    }
+                }
                 Ok(None) => {
                     tokio::select! {
+                        _ = stop.cancelled() => return Ok(()),
                         _ = self.wake.notified() => {}
                         _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming a knowledge-base job failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    self.state.failed(format!("claiming a job: {e}"));
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
                 }
             }
         }
@@ -292,13 +351,35 @@ impl KnowledgeBase {
         let result = self.index(&job).await;
         match result {
             Ok(outcome) => {
+                self.embedder_outage.store(0, Ordering::Relaxed);
+                self.state.progress();
                 tracing::debug!(bot = %job.bot.as_str(), key = %job.key, outcome, ms = started.elapsed().as_millis() as u64, "knowledge-base job done");
+            }
+            Err((e, _)) if is_embedder_outage(&e) => {
+                // The embedder is down: the document waits, its attempts
+                // stay, and the wait grows while the outage lasts.
+                let n = self.embedder_outage.fetch_add(1, Ordering::Relaxed);
+                let wait = self
+                    .opts
+                    .retry_backoff
+                    .saturating_mul(1u32 << n.min(16))
+                    .min(self.opts.max_embedder_backoff);
+                tracing::warn!(bot = %job.bot.as_str(), key = %job.key, wait_ms = wait.as_millis() as u64, error = %e, "the embedder did not answer; the document waits");
+                self.state.failed(format!("embedder: {e}"));
+                if let Err(e2) = self
+                    .store
+                    .retry_without_attempt(&job, &e, wait.as_millis() as i64)
+                    .await
+                {
+                    tracing::warn!(error = %e2, "recording a knowledge-base retry failed");
+                }
             }
             Err((e, version)) => {
                 let permanent = is_permanent(&e);
                 let retry_ms = self.opts.retry_backoff.as_millis() as i64
                     * 4i64.saturating_pow(job.attempts.saturating_sub(1).clamp(0, 8) as u32);
                 tracing::warn!(bot = %job.bot.as_str(), key = %job.key, attempt = job.attempts, permanent, error = %e, "indexing a document failed");
+                self.state.failed(format!("{}: {e}", job.key));
                 if let Err(e2) = self
                     .store
                     .fail(
@@ -320,8 +401,7 @@ impl KnowledgeBase {
         }
     }
 
-    async fn chunking(&self, bot: &BotId) -> Result<Chunking> {
-        let config = self.records.get_config(bot).await?;
+    fn chunking(config: &std::collections::BTreeMap<String, Value>) -> Result<Chunking> {
         let num = |name: &str| -> Result<Option<usize>> {
             match config.get(name) {
                 None | Some(Value::Null) => Ok(None),
@@ -359,7 +439,9 @@ impl KnowledgeBase {
             Err(e) => return Err((e, None)),
         };
         let v = Some(meta.version);
-        let chunking = self.chunking(bot).await.map_err(|e| (e, v))?;
+        let config = self.records.get_config(bot).await.map_err(|e| (e, v))?;
+        let chunking = Self::chunking(&config).map_err(|e| (e, v))?;
+        let quota = VectorQuota::from_settings(self.opts.default_quota, &config);
         let fingerprint = hex_sha256(&[
             meta.etag.as_bytes(),
             self.embedder.name().as_bytes(),
@@ -370,6 +452,7 @@ impl KnowledgeBase {
             && self
                 .store
                 .fingerprint(bot, &job.key)
+                .await
                 .map_err(|e| (e, v))?
                 .as_deref()
                 == Some(fingerprint.as_str())
@@ -403,8 +486,13 @@ impl KnowledgeBase {
             .map_err(|e| (Error::internal("chunking panicked").with_source(e), v))?
             .map_err(|e| (e, v))?;
         let doc_meta = document_meta(&job.key, kind.content_type(), meta.size, &chunks);
-        if let Some(dim) = self.embedder.dimension() {
-            self.write_vectors(bot, &job.key, &fingerprint, &doc_meta, &chunks, dim)
+        // With an embedder, a document is `indexed` only once its vectors
+        // are written: an endpoint whose dimension is not known yet is asked
+        // (and the job waits while it does not answer), never skipped.
+        let embedded = self.embedder.enabled();
+        if embedded {
+            let dim = self.embedder.probe_dimension().await.map_err(|e| (e, v))?;
+            self.write_vectors(bot, &job.key, &fingerprint, &doc_meta, &chunks, dim, quota)
                 .await
                 .map_err(|e| (e, v))?;
         }
@@ -424,7 +512,7 @@ impl KnowledgeBase {
             )
             .await
             .map_err(|e| (e, v))?;
-        if written && self.embedder.dimension().is_some() {
+        if written && embedded {
             self.delete_vectors(bot, &job.key, Some(&fingerprint)).await;
         }
         Ok("indexed")
@@ -453,7 +541,7 @@ impl KnowledgeBase {
 
     /// The bot's `kb` collection with dimension `dim`, created (or, after a
     /// change of embedder, re-created) as needed.
-    async fn ensure_collection(&self, bot: &BotId, dim: usize) -> Result<()> {
+    async fn ensure_collection(&self, bot: &BotId, dim: usize, quota: VectorQuota) -> Result<()> {
         match self.vectors.get_collection(bot, KB_COLLECTION).await {
             Ok(info) if info.dimension == dim => return Ok(()),
             Ok(_) => self.vectors.drop_collection(bot, KB_COLLECTION).await?,
@@ -467,11 +555,7 @@ impl KnowledgeBase {
             hnsw: Default::default(),
             quantization: Default::default(),
         };
-        match self
-            .vectors
-            .create_collection(bot, spec, VectorQuota::default())
-            .await
-        {
+        match self.vectors.create_collection(bot, spec, quota).await {
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
@@ -493,6 +577,7 @@ impl KnowledgeBase {
         vectors
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn write_vectors(
         &self,
         bot: &BotId,
@@ -501,11 +586,12 @@ impl KnowledgeBase {
         doc_meta: &Value,
         chunks: &[crate::chunk::Chunk],
         dim: usize,
+        quota: VectorQuota,
     ) -> Result<()> {
         if chunks.is_empty() {
             return Ok(());
         }
-        self.ensure_collection(bot, dim).await?;
+        self.ensure_collection(bot, dim, quota).await?;
         let key_hash = &hex_sha256(&[key.as_bytes()])[..24];
         for batch in chunks.chunks(self.opts.embed_batch.max(1)) {
             let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
@@ -535,7 +621,7 @@ impl KnowledgeBase {
                 })
                 .collect();
             self.vectors
-                .upsert(bot, KB_COLLECTION, points, VectorQuota::default())
+                .upsert(bot, KB_COLLECTION, points, quota)
                 .await?;
         }
         Ok(())
@@ -594,7 +680,7 @@ impl KnowledgeBase {
                 filter.key_prefix = Some(format!("{}{}", kb_prefix(bot), p));
             }
         }
-        if q.mode != SearchMode::Keyword && self.embedder.dimension().is_none() {
+        if q.mode != SearchMode::Keyword && !self.embedder.enabled() {
             return Err(Error::invalid(
                 "dense and hybrid search need an embedder: start the server with STRATA_EMBEDDER=local:<model folder> or openai:<url>, or use mode \"keyword\"",
             )
@@ -603,7 +689,8 @@ impl KnowledgeBase {
         let hits = match q.mode {
             SearchMode::Keyword => self
                 .store
-                .keyword_search(bot, &q.query, q.k, &filter)?
+                .keyword_search(bot, &q.query, q.k, &filter)
+                .await?
                 .into_iter()
                 .map(|h| SearchHit {
                     document: h.key,
@@ -622,7 +709,10 @@ impl KnowledgeBase {
                 // Fusion needs both lists deep enough to overlap and to
                 // show how sharply their scores fall.
                 let depth = (q.k * 2).max(HYBRID_MIN_CANDIDATES);
-                let kw = self.store.keyword_search(bot, &q.query, depth, &filter)?;
+                let kw = self
+                    .store
+                    .keyword_search(bot, &q.query, depth, &filter)
+                    .await?;
                 let de = self.dense(bot, &q.query, depth, &filter).await?;
                 let mut by_id: HashMap<(String, i64), SearchHit> = HashMap::new();
                 let kw_rank: Vec<((String, i64), f32)> = kw
@@ -750,7 +840,7 @@ impl KnowledgeBase {
             wanted.push((key.to_owned(), fp.to_owned(), chunk));
             scores.push(p.score);
         }
-        let rows = self.store.current_chunks(bot, &wanted)?;
+        let rows = self.store.current_chunks(bot, wanted).await?;
         Ok(rows
             .into_iter()
             .zip(scores)

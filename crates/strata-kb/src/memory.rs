@@ -29,18 +29,24 @@ use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 use strata_core::embed::Embedder;
 use strata_core::filter::{Condition, Filter, MatchValue};
+use strata_core::records::RecordStore;
 use strata_core::types::BotId;
 use strata_core::vectors::{
     CollectionSpec, FieldType, Metric, PointId, PointInput, PointSelector, SearchRequest,
     VectorQuota, VectorStore,
 };
+use strata_core::worker::{QueueStats, WorkerState};
 use strata_core::{Error, ErrorKind, Result, Timestamp};
 use strata_records::sqlite::map_sqlite_error;
 use strata_records::SqliteDatabase;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
-/// The per-bot collection that holds conversation memory.
-pub const MEMORY_COLLECTION: &str = "memory";
+use crate::base::is_embedder_outage;
+
+/// The per-bot collection that holds conversation memory (Strata's own:
+/// no client name can start with `_`).
+pub const MEMORY_COLLECTION: &str = "_memory";
 /// The bot setting that switches memory on.
 pub const MEMORY_SETTING: &str = "memory.enabled";
 /// Messages embedded per batch.
@@ -117,13 +123,38 @@ struct QueuedMessage {
     created_at: i64,
 }
 
+/// Tuning of conversation memory.
+#[derive(Debug, Clone)]
+pub struct MemoryOptions {
+    /// The server's vector quota per bot (a bot's `vectors.max_points`
+    /// overrides it); remembered messages count against it.
+    pub default_quota: VectorQuota,
+    /// Longest wait between tries while the embedder does not answer
+    /// (those tries do not count against a message's attempts).
+    pub max_embedder_backoff: Duration,
+}
+
+impl Default for MemoryOptions {
+    fn default() -> Self {
+        MemoryOptions {
+            default_quota: VectorQuota::default(),
+            max_embedder_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Conversation memory of every bot.
 #[derive(Debug)]
 pub struct ConversationMemory {
     db: SqliteDatabase,
     vectors: Arc<dyn VectorStore>,
     embedder: Arc<dyn Embedder>,
+    records: Arc<dyn RecordStore>,
+    opts: MemoryOptions,
     wake: Notify,
+    state: Arc<WorkerState>,
+    /// Consecutive batches that found the embedder unavailable.
+    embedder_outage: std::sync::atomic::AtomicU32,
 }
 
 fn now_ms() -> i64 {
@@ -135,13 +166,45 @@ impl ConversationMemory {
         db: SqliteDatabase,
         vectors: Arc<dyn VectorStore>,
         embedder: Arc<dyn Embedder>,
+        records: Arc<dyn RecordStore>,
+        opts: MemoryOptions,
     ) -> Self {
         ConversationMemory {
             db,
             vectors,
             embedder,
+            records,
+            opts,
             wake: Notify::new(),
+            state: Arc::new(WorkerState::new("memory")),
+            embedder_outage: std::sync::atomic::AtomicU32::new(0),
         }
+    }
+
+    /// The worker's live state.
+    pub fn worker_state(&self) -> &Arc<WorkerState> {
+        &self.state
+    }
+
+    /// Queued messages and how long the oldest has waited.
+    pub async fn queue_stats(&self) -> Result<QueueStats> {
+        let (depth, oldest): (i64, Option<i64>) = self
+            .db
+            .read(|c| {
+                c.query_row(
+                    "SELECT count(*), min(nullif(queued_at, 0)) FROM memory_queue",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(map_sqlite_error)
+            })
+            .await?;
+        Ok(QueueStats {
+            depth: depth.max(0) as u64,
+            oldest_age_seconds: oldest
+                .map(|t| ((now_ms() - t).max(0) as f64) / 1000.0)
+                .unwrap_or(0.0),
+        })
     }
 
     /// Wakes the worker (after messages were stored).
@@ -150,17 +213,20 @@ impl ConversationMemory {
     }
 
     /// Whether the bot's config switches memory on.
-    pub fn enabled(&self, bot: &BotId) -> Result<bool> {
+    pub async fn enabled(&self, bot: &BotId) -> Result<bool> {
         let bot = bot.as_str().to_owned();
-        let raw: Option<String> = self.db.read(move |c| {
-            c.query_row(
-                "SELECT value FROM bot_config WHERE bot_id = ?1 AND name = ?2",
-                params![bot, MEMORY_SETTING],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(map_sqlite_error)
-        })?;
+        let raw: Option<String> = self
+            .db
+            .read(move |c| {
+                c.query_row(
+                    "SELECT value FROM bot_config WHERE bot_id = ?1 AND name = ?2",
+                    params![bot, MEMORY_SETTING],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(map_sqlite_error)
+            })
+            .await?;
         Ok(raw
             .and_then(|s| serde_json::from_str::<Value>(&s).ok())
             .is_some_and(|v| is_enabled_value(&v)))
@@ -168,16 +234,19 @@ impl ConversationMemory {
 
     /// Where the bot's memory stands.
     pub async fn status(&self, bot: &BotId) -> Result<MemoryStatus> {
-        let enabled = self.enabled(bot)?;
+        let enabled = self.enabled(bot).await?;
         let b = bot.as_str().to_owned();
-        let pending: i64 = self.db.read(move |c| {
-            c.query_row(
-                "SELECT COUNT(*) FROM memory_queue WHERE bot_id = ?1",
-                params![b],
-                |r| r.get(0),
-            )
-            .map_err(map_sqlite_error)
-        })?;
+        let pending: i64 = self
+            .db
+            .read(move |c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM memory_queue WHERE bot_id = ?1",
+                    params![b],
+                    |r| r.get(0),
+                )
+                .map_err(map_sqlite_error)
+            })
+            .await?;
         let indexed = match self.vectors.count(bot, MEMORY_COLLECTION, None).await {
             Ok(n) => n,
             Err(e) if e.kind() == ErrorKind::NotFound => 0,
@@ -208,6 +277,19 @@ impl ConversationMemory {
         }
     }
 
+    /// Drops a deleted bot's queued messages (its purge; the collection
+    /// goes with the bot's vectors).
+    pub async fn drop_bot(&self, bot: &BotId) -> Result<()> {
+        let b = bot.as_str().to_owned();
+        self.db
+            .write(move |c| {
+                c.execute("DELETE FROM memory_queue WHERE bot_id = ?1", params![b])
+                    .map_err(map_sqlite_error)?;
+                Ok(())
+            })
+            .await
+    }
+
     /// Removes the points of one conversation or one user (called after
     /// they were deleted; search re-checks messages anyway).
     pub async fn forget(&self, bot: &BotId, key: &str, value: &str) -> Result<u64> {
@@ -229,12 +311,21 @@ impl ConversationMemory {
         }
     }
 
-    /// Runs the embedding worker forever.
-    pub async fn run_worker(self: Arc<Self>) {
+    /// Runs the embedding worker until `stop` is cancelled. A batch cut
+    /// short by `stop` is simply left queued (its rows are deleted only
+    /// after its points are written), so it resumes at the next start.
+    pub async fn run_worker(self: Arc<Self>, stop: CancellationToken) -> Result<()> {
+        self.state.running();
         loop {
-            match self.run_batch().await {
+            let outcome = tokio::select! {
+                biased;
+                _ = stop.cancelled() => return Ok(()),
+                r = self.run_batch() => r,
+            };
+            match outcome {
                 Ok(0) => {
                     tokio::select! {
+                        _ = stop.cancelled() => return Ok(()),
                         _ = self.wake.notified() => {}
                         _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     }
@@ -242,7 +333,11 @@ impl ConversationMemory {
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "conversation memory: a batch failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    self.state.failed(&e);
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
                 }
             }
         }
@@ -261,12 +356,13 @@ impl ConversationMemory {
         }
     }
 
-    fn next_batch(&self) -> Result<Vec<Queued>> {
+    async fn next_batch(&self) -> Result<Vec<Queued>> {
         let now = now_ms();
-        self.db.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT q.id, q.bot_id, q.attempts, m.id, m.conversation_id, cv.user_id,
+        self.db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT q.id, q.bot_id, q.attempts, m.id, m.conversation_id, cv.user_id,
                             m.seq, m.role, m.content, m.created_at
                      FROM memory_queue q
                      LEFT JOIN messages m ON m.bot_id = q.bot_id
@@ -275,33 +371,34 @@ impl ConversationMemory {
                           AND cv.id = q.conversation_id
                      WHERE q.next_run_at <= ?1
                      ORDER BY q.id LIMIT ?2",
-                )
-                .map_err(map_sqlite_error)?;
-            let rows = stmt
-                .query_map(params![now, MEMORY_BATCH as i64], |r| {
-                    let message = match r.get::<_, Option<String>>(3)? {
-                        Some(id) => Some(QueuedMessage {
-                            id,
-                            conversation_id: r.get(4)?,
-                            user_id: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
-                            seq: r.get(6)?,
-                            role: r.get(7)?,
-                            content: r.get(8)?,
-                            created_at: r.get(9)?,
-                        }),
-                        None => None,
-                    };
-                    Ok(Queued {
-                        id: r.get(0)?,
-                        bot: r.get(1)?,
-                        attempts: r.get(2)?,
-                        message,
+                    )
+                    .map_err(map_sqlite_error)?;
+                let rows = stmt
+                    .query_map(params![now, MEMORY_BATCH as i64], |r| {
+                        let message = match r.get::<_, Option<String>>(3)? {
+                            Some(id) => Some(QueuedMessage {
+                                id,
+                                conversation_id: r.get(4)?,
+                                user_id: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                                seq: r.get(6)?,
+                                role: r.get(7)?,
+                                content: r.get(8)?,
+                                created_at: r.get(9)?,
+                            }),
+                            None => None,
+                        };
+                        Ok(Queued {
+                            id: r.get(0)?,
+                            bot: r.get(1)?,
+                            attempts: r.get(2)?,
+                            message,
+                        })
                     })
-                })
-                .map_err(map_sqlite_error)?;
-            rows.collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(map_sqlite_error)
-        })
+                    .map_err(map_sqlite_error)?;
+                rows.collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(map_sqlite_error)
+            })
+            .await
     }
 
     async fn finish(&self, ids: Vec<i64>) -> Result<()> {
@@ -321,13 +418,22 @@ impl ConversationMemory {
             .await
     }
 
-    /// Puts rows back with backoff, or drops those out of attempts.
-    async fn retry_later(&self, rows: Vec<(i64, i64)>) -> Result<()> {
+    /// Puts rows back with backoff, or drops those out of attempts. With
+    /// `outage_wait_ms`, the embedder did not answer: the rows wait that
+    /// long and keep their attempts (a message is never dropped because
+    /// the embedder was down).
+    async fn retry_later(&self, rows: Vec<(i64, i64)>, outage_wait_ms: Option<i64>) -> Result<()> {
         let now = now_ms();
         self.db
             .write(move |c| {
                 for (id, attempts) in rows {
-                    if attempts + 1 >= MAX_ATTEMPTS {
+                    if let Some(wait) = outage_wait_ms {
+                        c.execute(
+                            "UPDATE memory_queue SET next_run_at = ?2 WHERE id = ?1",
+                            params![id, now + wait],
+                        )
+                        .map_err(map_sqlite_error)?;
+                    } else if attempts + 1 >= MAX_ATTEMPTS {
                         c.execute("DELETE FROM memory_queue WHERE id = ?1", params![id])
                             .map_err(map_sqlite_error)?;
                     } else {
@@ -347,7 +453,7 @@ impl ConversationMemory {
 
     /// One batch of the queue; returns how many rows it handled.
     async fn run_batch(&self) -> Result<usize> {
-        let batch = self.next_batch()?;
+        let batch = self.next_batch().await?;
         if batch.is_empty() {
             return Ok(0);
         }
@@ -368,21 +474,46 @@ impl ConversationMemory {
                 continue;
             };
             // Switched off since it was queued, or no embedder to use.
-            if !self.enabled(&bot_id)? {
+            if !self.enabled(&bot_id).await? {
                 done.extend(ids);
                 continue;
             }
-            let Some(dim) = self.embedder.dimension() else {
+            if !self.embedder.enabled() {
                 tracing::warn!(bot = %bot, messages = ids.len(), "conversation memory is enabled but STRATA_EMBEDDER is none: messages are not remembered");
                 done.extend(ids);
                 continue;
+            }
+            // An endpoint whose dimension is not known yet is asked; while
+            // it does not answer the messages wait (they are never dropped
+            // for that).
+            let indexed = match self.embedder.probe_dimension().await {
+                Ok(dim) => self.index(&bot_id, dim, &rows).await,
+                Err(e) => Err(e),
             };
-            match self.index(&bot_id, dim, &rows).await {
-                Ok(()) => done.extend(ids),
+            match indexed {
+                Ok(()) => {
+                    self.embedder_outage
+                        .store(0, std::sync::atomic::Ordering::Relaxed);
+                    self.state.progress();
+                    done.extend(ids)
+                }
                 Err(e) => {
                     tracing::warn!(bot = %bot, error = %e, "conversation memory: embedding messages failed");
-                    self.retry_later(rows.iter().map(|q| (q.id, q.attempts)).collect())
-                        .await?;
+                    self.state.failed(format!("bot {bot}: {e}"));
+                    let outage_wait = is_embedder_outage(&e).then(|| {
+                        let n = self
+                            .embedder_outage
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        Duration::from_secs(1)
+                            .saturating_mul(1u32 << n.min(16))
+                            .min(self.opts.max_embedder_backoff)
+                            .as_millis() as i64
+                    });
+                    self.retry_later(
+                        rows.iter().map(|q| (q.id, q.attempts)).collect(),
+                        outage_wait,
+                    )
+                    .await?;
                 }
             }
         }
@@ -390,7 +521,7 @@ impl ConversationMemory {
         Ok(handled)
     }
 
-    async fn ensure_collection(&self, bot: &BotId, dim: usize) -> Result<()> {
+    async fn ensure_collection(&self, bot: &BotId, dim: usize, quota: VectorQuota) -> Result<()> {
         match self.vectors.get_collection(bot, MEMORY_COLLECTION).await {
             Ok(info) if info.dimension == dim => return Ok(()),
             // A different embedder: the old vectors cannot be compared with
@@ -406,11 +537,7 @@ impl ConversationMemory {
             hnsw: Default::default(),
             quantization: Default::default(),
         };
-        match self
-            .vectors
-            .create_collection(bot, spec, VectorQuota::default())
-            .await
-        {
+        match self.vectors.create_collection(bot, spec, quota).await {
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
@@ -424,7 +551,9 @@ impl ConversationMemory {
     }
 
     async fn index(&self, bot: &BotId, dim: usize, rows: &[Queued]) -> Result<()> {
-        self.ensure_collection(bot, dim).await?;
+        let settings = self.records.get_config(bot).await?;
+        let quota = VectorQuota::from_settings(self.opts.default_quota, &settings);
+        self.ensure_collection(bot, dim, quota).await?;
         // Messages never change: one already remembered (a repeated batch,
         // memory switched off and on) is not embedded again.
         let mut todo: Vec<&QueuedMessage> = Vec::new();
@@ -473,7 +602,7 @@ impl ConversationMemory {
             return Ok(());
         }
         self.vectors
-            .upsert(bot, MEMORY_COLLECTION, points, VectorQuota::default())
+            .upsert(bot, MEMORY_COLLECTION, points, quota)
             .await?;
         Ok(())
     }
@@ -503,7 +632,7 @@ impl ConversationMemory {
                 .with_code("invalid_role"));
             }
         }
-        if self.embedder.dimension().is_none() {
+        if !self.embedder.enabled() {
             return Err(Error::invalid(
                 "conversation memory needs an embedder: start the server with STRATA_EMBEDDER=local:<model folder> or openai:<url>",
             )
@@ -568,49 +697,51 @@ impl ConversationMemory {
         let k = q.k;
         // The message itself, by primary key: a hit whose message is gone
         // (deleted conversation or user) is left out.
-        self.db.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT m.id, cv.user_id, m.role, m.content, m.created_at
+        self.db
+            .read(move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT m.id, cv.user_id, m.role, m.content, m.created_at
                      FROM messages m JOIN conversations cv
                           ON cv.bot_id = m.bot_id AND cv.id = m.conversation_id
                      WHERE m.bot_id = ?1 AND m.conversation_id = ?2 AND m.seq = ?3",
-                )
-                .map_err(map_sqlite_error)?;
-            let mut out = Vec::new();
-            for (id, conv, seq, score) in wanted {
-                if out.len() == k {
-                    break;
-                }
-                let row = stmt
-                    .query_row(params![b, conv, seq], |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, String>(3)?,
-                            r.get::<_, i64>(4)?,
-                        ))
-                    })
-                    .optional()
+                    )
                     .map_err(map_sqlite_error)?;
-                if let Some((mid, user_id, role, content, created_at)) = row {
-                    if mid == id {
-                        out.push(MemoryHit {
-                            message_id: mid,
-                            conversation_id: conv,
-                            user_id,
-                            seq,
-                            role,
-                            content,
-                            created_at: Timestamp::from_millis(created_at),
-                            score,
-                        });
+                let mut out = Vec::new();
+                for (id, conv, seq, score) in wanted {
+                    if out.len() == k {
+                        break;
+                    }
+                    let row = stmt
+                        .query_row(params![b, conv, seq], |r| {
+                            Ok((
+                                r.get::<_, String>(0)?,
+                                r.get::<_, String>(1)?,
+                                r.get::<_, String>(2)?,
+                                r.get::<_, String>(3)?,
+                                r.get::<_, i64>(4)?,
+                            ))
+                        })
+                        .optional()
+                        .map_err(map_sqlite_error)?;
+                    if let Some((mid, user_id, role, content, created_at)) = row {
+                        if mid == id {
+                            out.push(MemoryHit {
+                                message_id: mid,
+                                conversation_id: conv,
+                                user_id,
+                                seq,
+                                role,
+                                content,
+                                created_at: Timestamp::from_millis(created_at),
+                                score,
+                            });
+                        }
                     }
                 }
-            }
-            Ok(out)
-        })
+                Ok(out)
+            })
+            .await
     }
 
     /// Queues every user and assistant message of the bot again (after a

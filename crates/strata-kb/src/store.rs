@@ -14,6 +14,7 @@ use strata_records::sqlite::map_sqlite_error;
 use strata_records::SqliteDatabase;
 
 use crate::chunk::Chunk;
+use strata_core::worker::QueueStats;
 
 /// A claimed job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +103,86 @@ impl KbStore {
         KbStore { db }
     }
 
+    /// Brings the full-text tables up to date at start: a bot with chunks
+    /// but no FTS table of its own (a database from before keyword search
+    /// was scoped per bot) gets one, filled from its chunks in one
+    /// transaction. Returns how many bots were indexed.
+    pub async fn prepare(&self) -> Result<usize> {
+        let bots: Vec<String> = self
+            .db
+            .read(|c| {
+                let mut st = c
+                    .prepare("SELECT DISTINCT bot_id FROM kb_chunks")
+                    .map_err(map_sqlite_error)?;
+                let mut missing = Vec::new();
+                for bot in st
+                    .query_map([], |r| r.get::<_, String>(0))
+                    .map_err(map_sqlite_error)?
+                {
+                    let bot = bot.map_err(map_sqlite_error)?;
+                    if !table_exists(c, &fts_table(&bot))? {
+                        missing.push(bot);
+                    }
+                }
+                Ok(missing)
+            })
+            .await?;
+        for bot in &bots {
+            let bot = bot.clone();
+            self.db
+                .write(move |c| {
+                    let fts = ensure_fts(c, &bot)?;
+                    c.execute(
+                        &format!(
+                            "INSERT INTO \"{fts}\" (rowid, text) SELECT id, text FROM kb_chunks WHERE bot_id = ?1"
+                        ),
+                        params![bot],
+                    )
+                    .map_err(map_sqlite_error)?;
+                    Ok(())
+                })
+                .await?;
+        }
+        if !bots.is_empty() {
+            tracing::info!(bots = bots.len(), "built per-bot keyword indexes");
+        }
+        Ok(bots.len())
+    }
+
+    /// Removes everything the knowledge base holds for a bot (its purge):
+    /// jobs, documents, chunks and its FTS table, in bounded batches.
+    /// Running it again is harmless.
+    pub async fn drop_bot(&self, bot: &BotId) -> Result<()> {
+        let b = bot.as_str().to_owned();
+        loop {
+            let b2 = b.clone();
+            let n = self
+                .db
+                .write(move |c| {
+                    c.execute(
+                        "DELETE FROM kb_chunks WHERE id IN (SELECT id FROM kb_chunks WHERE bot_id = ?1 LIMIT 5000)",
+                        params![b2],
+                    )
+                    .map_err(map_sqlite_error)
+                })
+                .await?;
+            if n == 0 {
+                break;
+            }
+        }
+        self.db
+            .write(move |c| {
+                c.execute_batch(&format!("DROP TABLE IF EXISTS \"{}\"", fts_table(&b)))
+                    .map_err(map_sqlite_error)?;
+                c.execute("DELETE FROM kb_jobs WHERE bot_id = ?1", params![b])
+                    .map_err(map_sqlite_error)?;
+                c.execute("DELETE FROM kb_documents WHERE bot_id = ?1", params![b])
+                    .map_err(map_sqlite_error)?;
+                Ok(())
+            })
+            .await
+    }
+
     /// Queues (or refreshes the queued) job for `key` and marks the
     /// document `pending`.
     pub async fn enqueue(
@@ -122,8 +203,8 @@ impl KbStore {
                 )
                 .map_err(map_sqlite_error)?;
                 c.execute(
-                    "INSERT INTO kb_jobs (bot_id, key, version, force, state, attempts, next_run_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, 'queued', 0, ?5, ?5)
+                    "INSERT INTO kb_jobs (bot_id, key, version, force, state, attempts, next_run_at, updated_at, enqueued_at)
+                     VALUES (?1, ?2, ?3, ?4, 'queued', 0, ?5, ?5, ?5)
                      ON CONFLICT (bot_id, key) WHERE state = 'queued' DO UPDATE SET
                         version = excluded.version,
                         force = max(force, excluded.force),
@@ -168,12 +249,18 @@ impl KbStore {
                     )
                     .map_err(map_sqlite_error)?;
                 if failed > 0 {
-                    c.execute(
-                        "DELETE FROM kb_chunks WHERE (bot_id, key) IN (SELECT bot_id, key FROM kb_jobs
-                            WHERE state = 'running' AND attempts >= ?1)",
-                        params![max_attempts],
-                    )
-                    .map_err(map_sqlite_error)?;
+                    let docs: Vec<(String, String)> = c
+                        .prepare(
+                            "SELECT bot_id, key FROM kb_jobs WHERE state = 'running' AND attempts >= ?1",
+                        )
+                        .and_then(|mut st| {
+                            st.query_map(params![max_attempts], |r| Ok((r.get(0)?, r.get(1)?)))?
+                                .collect::<rusqlite::Result<Vec<_>>>()
+                        })
+                        .map_err(map_sqlite_error)?;
+                    for (bot, key) in docs {
+                        delete_doc_chunks(c, &bot, &key)?;
+                    }
                 }
                 c.execute(
                     "UPDATE kb_jobs SET state = 'failed', error = 'indexing stopped (the process ended) on every attempt',
@@ -254,18 +341,121 @@ impl KbStore {
             .await
     }
 
-    /// The last successful fingerprint of a document.
-    pub fn fingerprint(&self, bot: &BotId, key: &str) -> Result<Option<String>> {
-        self.db.read(|c| {
-            c.query_row(
-                "SELECT fingerprint FROM kb_documents WHERE bot_id = ?1 AND key = ?2",
-                params![bot.as_str(), key],
-                |r| r.get::<_, Option<String>>(0),
-            )
-            .optional()
-            .map(Option::flatten)
-            .map_err(map_sqlite_error)
+    /// Puts a claimed job back in the queue without using up an attempt
+    /// (the worker was stopped while running it). A job that already ended
+    /// is left alone.
+    pub async fn release(&self, job: &Job) -> Result<()> {
+        let job = job.clone();
+        self.db
+            .write(move |c| {
+                if !job_exists(c, job.id)? {
+                    return Ok(());
+                }
+                let now = now_ms();
+                if queued_exists(c, &job)? {
+                    delete_job(c, job.id)?;
+                } else {
+                    c.execute(
+                        "UPDATE kb_jobs SET state = 'queued', attempts = max(attempts - 1, 0),
+                            lease_until = NULL, next_run_at = ?2, updated_at = ?2
+                         WHERE id = ?1 AND state = 'running'",
+                        params![job.id, now],
+                    )
+                    .map_err(map_sqlite_error)?;
+                }
+                c.execute(
+                    "UPDATE kb_documents SET status = 'pending', updated_at = ?3
+                     WHERE bot_id = ?1 AND key = ?2 AND status = 'indexing'",
+                    params![job.bot.as_str(), job.key, now],
+                )
+                .map_err(map_sqlite_error)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Queues a job again after `retry_in_ms` without using up an attempt:
+    /// something it depends on (the embedder) did not answer. The document
+    /// stays `pending`, its error says why it waits.
+    pub async fn retry_without_attempt(
+        &self,
+        job: &Job,
+        error: &Error,
+        retry_in_ms: i64,
+    ) -> Result<()> {
+        let job = job.clone();
+        let message = error.message().to_owned();
+        let code = error.code().to_owned();
+        self.db
+            .write(move |c| {
+                if !job_exists(c, job.id)? {
+                    return Ok(());
+                }
+                if queued_exists(c, &job)? {
+                    delete_job(c, job.id)?;
+                    return Ok(());
+                }
+                let now = now_ms();
+                c.execute(
+                    "UPDATE kb_jobs SET state = 'queued', attempts = max(attempts - 1, 0), error = ?2,
+                        lease_until = NULL, next_run_at = ?3, updated_at = ?4 WHERE id = ?1",
+                    params![job.id, message, now + retry_in_ms, now],
+                )
+                .map_err(map_sqlite_error)?;
+                c.execute(
+                    "UPDATE kb_documents SET status = 'pending', error = ?3, error_code = ?4,
+                        updated_at = ?5 WHERE bot_id = ?1 AND key = ?2",
+                    params![
+                        job.bot.as_str(),
+                        job.key,
+                        format!("waiting for the embedder: {message}"),
+                        code,
+                        now
+                    ],
+                )
+                .map_err(map_sqlite_error)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Jobs not finished (queued or running) and the age of the oldest.
+    pub async fn queue_stats(&self) -> Result<QueueStats> {
+        let (depth, oldest): (i64, Option<i64>) = self
+            .db
+            .read(|c| {
+                c.query_row(
+                    "SELECT count(*), min(coalesce(enqueued_at, updated_at)) FROM kb_jobs
+                     WHERE state IN ('queued', 'running')",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(map_sqlite_error)
+            })
+            .await?;
+        Ok(QueueStats {
+            depth: depth.max(0) as u64,
+            oldest_age_seconds: oldest
+                .map(|t| ((now_ms() - t).max(0) as f64) / 1000.0)
+                .unwrap_or(0.0),
         })
+    }
+
+    /// The last successful fingerprint of a document.
+    pub async fn fingerprint(&self, bot: &BotId, key: &str) -> Result<Option<String>> {
+        let (b, k) = (bot.as_str().to_owned(), key.to_owned());
+        self.db
+            .read(move |c| {
+                c.query_row(
+                    "SELECT fingerprint FROM kb_documents WHERE bot_id = ?1 AND key = ?2",
+                    params![b, k],
+                    |r| r.get::<_, Option<String>>(0),
+                )
+                .optional()
+                .map(Option::flatten)
+                .map_err(map_sqlite_error)
+            })
+            .await
     }
 
     /// Replaces the document's chunks (and their FTS rows) and marks it
@@ -286,11 +476,7 @@ impl KbStore {
                 let now = now_ms();
                 let bot = job.bot.as_str();
                 let status = status_after(c, &job)?;
-                c.execute(
-                    "DELETE FROM kb_chunks WHERE bot_id = ?1 AND key = ?2",
-                    params![bot, job.key],
-                )
-                .map_err(map_sqlite_error)?;
+                delete_doc_chunks(c, bot, &job.key)?;
                 c.execute(
                     "INSERT INTO kb_documents (bot_id, key, version, content_sha256, content_type, fingerprint,
                         status, chunks, error, error_code, embedder, meta, updated_at)
@@ -317,11 +503,17 @@ impl KbStore {
                 )
                 .map_err(map_sqlite_error)?;
                 {
+                    let fts = ensure_fts(c, bot)?;
                     let mut ins = c
                         .prepare_cached(
                             "INSERT INTO kb_chunks (bot_id, key, version, chunk, start, text)
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                         )
+                        .map_err(map_sqlite_error)?;
+                    let mut ins_fts = c
+                        .prepare_cached(&format!(
+                            "INSERT INTO \"{fts}\" (rowid, text) VALUES (?1, ?2)"
+                        ))
                         .map_err(map_sqlite_error)?;
                     for ch in &chunks {
                         ins.execute(params![
@@ -333,6 +525,9 @@ impl KbStore {
                             ch.text
                         ])
                         .map_err(map_sqlite_error)?;
+                        ins_fts
+                            .execute(params![c.last_insert_rowid(), ch.text])
+                            .map_err(map_sqlite_error)?;
                     }
                 }
                 delete_job(c, job.id)?;
@@ -377,11 +572,7 @@ impl KbStore {
                     return Ok(false);
                 }
                 let bot = job.bot.as_str();
-                c.execute(
-                    "DELETE FROM kb_chunks WHERE bot_id = ?1 AND key = ?2",
-                    params![bot, job.key],
-                )
-                .map_err(map_sqlite_error)?;
+                delete_doc_chunks(c, bot, &job.key)?;
                 if queued_exists(c, &job)? {
                     // Uploaded again meanwhile: the queued job indexes it.
                     c.execute(
@@ -438,11 +629,7 @@ impl KbStore {
                         params![job.id, message, now],
                     )
                     .map_err(map_sqlite_error)?;
-                    c.execute(
-                        "DELETE FROM kb_chunks WHERE bot_id = ?1 AND key = ?2",
-                        params![bot, job.key],
-                    )
-                    .map_err(map_sqlite_error)?;
+                    delete_doc_chunks(c, bot, &job.key)?;
                     c.execute(
                         "UPDATE kb_documents SET status = 'failed', chunks = 0, fingerprint = NULL,
                             error = ?3, error_code = ?4, version = coalesce(?5, version), updated_at = ?6
@@ -470,15 +657,21 @@ impl KbStore {
     }
 
     /// Documents of a bot in key order, after `after`, at most `limit`.
-    pub fn documents(
+    pub async fn documents(
         &self,
         bot: &BotId,
         prefix: &str,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<DocumentRow>> {
-        self.db.read(|c| {
-            let mut st = c
+        let (bot, prefix, after) = (
+            bot.as_str().to_owned(),
+            prefix.to_owned(),
+            after.unwrap_or("").to_owned(),
+        );
+        self.db
+            .read(move |c| {
+                let mut st = c
                 .prepare_cached(
                     "SELECT key, version, status, chunks, error, error_code, content_type, embedder,
                             fingerprint, updated_at
@@ -486,67 +679,73 @@ impl KbStore {
                      ORDER BY key LIMIT ?5",
                 )
                 .map_err(map_sqlite_error)?;
-            let rows = st
-                .query_map(
-                    params![
-                        bot.as_str(),
-                        after.unwrap_or(""),
-                        prefix.chars().count() as i64,
-                        prefix,
-                        limit as i64
-                    ],
-                    |r| {
-                        Ok(DocumentRow {
-                            key: r.get(0)?,
-                            version: r.get(1)?,
-                            status: r.get(2)?,
-                            chunks: r.get(3)?,
-                            error: r.get(4)?,
-                            error_code: r.get(5)?,
-                            content_type: r.get(6)?,
-                            embedder: r.get(7)?,
-                            fingerprint: r.get(8)?,
-                            updated_at: ts(r.get(9)?),
-                        })
-                    },
-                )
-                .map_err(map_sqlite_error)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(map_sqlite_error)
-        })
+                let rows = st
+                    .query_map(
+                        params![
+                            bot,
+                            after,
+                            prefix.chars().count() as i64,
+                            prefix,
+                            limit as i64
+                        ],
+                        |r| {
+                            Ok(DocumentRow {
+                                key: r.get(0)?,
+                                version: r.get(1)?,
+                                status: r.get(2)?,
+                                chunks: r.get(3)?,
+                                error: r.get(4)?,
+                                error_code: r.get(5)?,
+                                content_type: r.get(6)?,
+                                embedder: r.get(7)?,
+                                fingerprint: r.get(8)?,
+                                updated_at: ts(r.get(9)?),
+                            })
+                        },
+                    )
+                    .map_err(map_sqlite_error)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(map_sqlite_error)
+            })
+            .await
     }
 
     /// Every document key of a bot.
-    pub fn document_keys(&self, bot: &BotId) -> Result<Vec<String>> {
-        self.db.read(|c| {
-            let mut st = c
-                .prepare_cached("SELECT key FROM kb_documents WHERE bot_id = ?1 ORDER BY key")
-                .map_err(map_sqlite_error)?;
-            let rows = st
-                .query_map(params![bot.as_str()], |r| r.get::<_, String>(0))
-                .map_err(map_sqlite_error)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(map_sqlite_error)
-        })
+    pub async fn document_keys(&self, bot: &BotId) -> Result<Vec<String>> {
+        let bot = bot.as_str().to_owned();
+        self.db
+            .read(move |c| {
+                let mut st = c
+                    .prepare_cached("SELECT key FROM kb_documents WHERE bot_id = ?1 ORDER BY key")
+                    .map_err(map_sqlite_error)?;
+                let rows = st
+                    .query_map(params![bot], |r| r.get::<_, String>(0))
+                    .map_err(map_sqlite_error)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(map_sqlite_error)
+            })
+            .await
     }
 
     /// Jobs not finished yet (queued or running), for tests and status.
-    pub fn open_jobs(&self) -> Result<i64> {
-        self.db.read(|c| {
-            c.query_row(
-                "SELECT count(*) FROM kb_jobs WHERE state IN ('queued', 'running')",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(map_sqlite_error)
-        })
+    pub async fn open_jobs(&self) -> Result<i64> {
+        self.db
+            .read(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM kb_jobs WHERE state IN ('queued', 'running')",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(map_sqlite_error)
+            })
+            .await
     }
 
     /// BM25 keyword search over the bot's chunks (best first; the score is
     /// the negated bm25, so higher is better). The query is turned into
     /// quoted terms joined by OR, so quotes and FTS operators typed by a
     /// user are plain words.
-    pub fn keyword_search(
+    pub async fn keyword_search(
         &self,
         bot: &BotId,
         query: &str,
@@ -563,106 +762,167 @@ impl KbStore {
         } else {
             k
         };
-        self.db.read(|c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT ch.key, ch.version, ch.chunk, ch.text, -bm25(kb_chunks_fts) AS score, d.meta
-                     FROM kb_chunks_fts
-                     JOIN kb_chunks ch ON ch.id = kb_chunks_fts.rowid
+        let (bot, filter) = (bot.as_str().to_owned(), filter.clone());
+        self.db
+            .read(move |c| {
+                // The bot's own index: only its chunks are ranked, and the BM25
+                // statistics are its own.
+                let fts = fts_table(&bot);
+                if !table_exists(c, &fts)? {
+                    return Ok(Vec::new());
+                }
+                let mut st = c
+                    .prepare_cached(&format!(
+                    "SELECT ch.key, ch.version, ch.chunk, ch.text, -bm25(\"{fts}\") AS score, d.meta
+                     FROM \"{fts}\"
+                     JOIN kb_chunks ch ON ch.id = \"{fts}\".rowid
                      JOIN kb_documents d ON d.bot_id = ch.bot_id AND d.key = ch.key
-                     WHERE kb_chunks_fts MATCH ?1 AND ch.bot_id = ?2
+                     WHERE \"{fts}\" MATCH ?1 AND ch.bot_id = ?2
                        AND substr(ch.key, 1, ?3) = ?4
                        AND (?5 IS NULL OR d.content_type = ?5)
-                     ORDER BY bm25(kb_chunks_fts) LIMIT ?6",
-                )
-                .map_err(map_sqlite_error)?;
-            let rows = st
-                .query_map(
-                    params![
-                        fts_query,
-                        bot.as_str(),
-                        prefix.chars().count() as i64,
-                        prefix,
-                        filter.content_type,
-                        fetch as i64
-                    ],
-                    |r| {
-                        Ok((
-                            ChunkHit {
-                                key: r.get(0)?,
-                                version: r.get(1)?,
-                                chunk: r.get(2)?,
-                                text: r.get(3)?,
-                                score: r.get::<_, f64>(4)? as f32,
-                            },
-                            r.get::<_, String>(5)?,
-                        ))
-                    },
-                )
-                .map_err(map_sqlite_error)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (hit, meta) = row.map_err(map_sqlite_error)?;
-                if let Some(f) = &filter.metadata {
-                    let meta: Value = serde_json::from_str(&meta).unwrap_or(Value::Null);
-                    if !f.matches(Some(&meta), 0) {
-                        continue;
+                     ORDER BY bm25(\"{fts}\") LIMIT ?6"
+                ))
+                    .map_err(map_sqlite_error)?;
+                let rows = st
+                    .query_map(
+                        params![
+                            fts_query,
+                            bot,
+                            prefix.chars().count() as i64,
+                            prefix,
+                            filter.content_type,
+                            fetch as i64
+                        ],
+                        |r| {
+                            Ok((
+                                ChunkHit {
+                                    key: r.get(0)?,
+                                    version: r.get(1)?,
+                                    chunk: r.get(2)?,
+                                    text: r.get(3)?,
+                                    score: r.get::<_, f64>(4)? as f32,
+                                },
+                                r.get::<_, String>(5)?,
+                            ))
+                        },
+                    )
+                    .map_err(map_sqlite_error)?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (hit, meta) = row.map_err(map_sqlite_error)?;
+                    if let Some(f) = &filter.metadata {
+                        let meta: Value = serde_json::from_str(&meta).unwrap_or(Value::Null);
+                        if !f.matches(Some(&meta), 0) {
+                            continue;
+                        }
+                    }
+                    out.push(hit);
+                    if out.len() == k {
+                        break;
                     }
                 }
-                out.push(hit);
-                if out.len() == k {
-                    break;
-                }
-            }
-            Ok(out)
-        })
+                Ok(out)
+            })
+            .await
     }
 
     /// The current chunks named by (key, fingerprint, chunk), in the same
     /// order; `None` for one that is not current (a stale vector).
-    pub fn current_chunks(
+    pub async fn current_chunks(
         &self,
         bot: &BotId,
-        wanted: &[(String, String, i64)],
+        wanted: Vec<(String, String, i64)>,
     ) -> Result<Vec<Option<ChunkHit>>> {
-        self.db.read_snapshot(|c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT ch.version, ch.text FROM kb_chunks ch
+        let bot = bot.as_str().to_owned();
+        self.db
+            .read_snapshot(move |c| {
+                let mut st = c
+                    .prepare_cached(
+                        "SELECT ch.version, ch.text FROM kb_chunks ch
                      JOIN kb_documents d ON d.bot_id = ch.bot_id AND d.key = ch.key
                      WHERE ch.bot_id = ?1 AND ch.key = ?2 AND ch.chunk = ?3 AND d.fingerprint = ?4",
-                )
-                .map_err(map_sqlite_error)?;
-            wanted
-                .iter()
-                .map(|(key, fp, chunk)| {
-                    st.query_row(params![bot.as_str(), key, chunk, fp], |r| {
-                        Ok(ChunkHit {
-                            key: key.clone(),
-                            version: r.get(0)?,
-                            chunk: *chunk,
-                            text: r.get(1)?,
-                            score: 0.0,
+                    )
+                    .map_err(map_sqlite_error)?;
+                wanted
+                    .iter()
+                    .map(|(key, fp, chunk)| {
+                        st.query_row(params![bot, key, chunk, fp], |r| {
+                            Ok(ChunkHit {
+                                key: key.clone(),
+                                version: r.get(0)?,
+                                chunk: *chunk,
+                                text: r.get(1)?,
+                                score: 0.0,
+                            })
                         })
+                        .optional()
+                        .map_err(map_sqlite_error)
                     })
-                    .optional()
-                    .map_err(map_sqlite_error)
-                })
-                .collect()
-        })
+                    .collect()
+            })
+            .await
     }
 
     /// Chunk rows of a document (tests and tools).
-    pub fn chunk_count(&self, bot: &BotId, key: &str) -> Result<(i64, i64)> {
-        self.db.read(|c| {
-            c.query_row(
-                "SELECT count(*), count(DISTINCT chunk) FROM kb_chunks WHERE bot_id = ?1 AND key = ?2",
-                params![bot.as_str(), key],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(map_sqlite_error)
-        })
+    pub async fn chunk_count(&self, bot: &BotId, key: &str) -> Result<(i64, i64)> {
+        let (bot, key) = (bot.as_str().to_owned(), key.to_owned());
+        self.db
+            .read(move |c| {
+                c.query_row(
+                    "SELECT count(*), count(DISTINCT chunk) FROM kb_chunks WHERE bot_id = ?1 AND key = ?2",
+                    params![bot, key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(map_sqlite_error)
+            })
+            .await
     }
+}
+
+/// The FTS5 table of a bot's chunks: `kb_fts_<hex of the bot id>` (bot ids
+/// may hold `-`; hex makes any id a plain identifier).
+pub fn fts_table(bot: &str) -> String {
+    format!("kb_fts_{}", hex::encode(bot.as_bytes()))
+}
+
+fn table_exists(c: &Connection, name: &str) -> Result<bool> {
+    c.prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")
+        .and_then(|mut st| st.exists([name]))
+        .map_err(map_sqlite_error)
+}
+
+/// The bot's FTS5 table, created if missing: contentless (the text lives
+/// once, in kb_chunks; rowid = kb_chunks.id), rows deletable, the same
+/// tokenizer as before (Unicode words, diacritics folded).
+fn ensure_fts(c: &Connection, bot: &str) -> Result<String> {
+    let t = fts_table(bot);
+    c.execute_batch(&format!(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS \"{t}\" USING fts5(
+            text, content = '', contentless_delete = 1,
+            tokenize = 'unicode61 remove_diacritics 2')"
+    ))
+    .map_err(map_sqlite_error)?;
+    Ok(t)
+}
+
+/// Deletes a document's chunks and their rows in the bot's FTS table.
+fn delete_doc_chunks(c: &Connection, bot: &str, key: &str) -> Result<()> {
+    let fts = fts_table(bot);
+    if table_exists(c, &fts)? {
+        c.execute(
+            &format!(
+                "DELETE FROM \"{fts}\" WHERE rowid IN (SELECT id FROM kb_chunks WHERE bot_id = ?1 AND key = ?2)"
+            ),
+            params![bot, key],
+        )
+        .map_err(map_sqlite_error)?;
+    }
+    c.execute(
+        "DELETE FROM kb_chunks WHERE bot_id = ?1 AND key = ?2",
+        params![bot, key],
+    )
+    .map_err(map_sqlite_error)?;
+    Ok(())
 }
 
 fn job_exists(c: &Connection, id: i64) -> Result<bool> {

@@ -85,6 +85,7 @@ async fn keyword_search_ranks_by_bm25_and_survives_hostile_queries() {
     .await;
     let hits = store
         .keyword_search(&bot, "refunds", 10, &KbFilter::default())
+        .await
         .expect("search");
     assert_eq!(hits.len(), 2);
     assert_eq!(hits[0].key, "k/refunds.txt", "more occurrences rank first");
@@ -92,6 +93,7 @@ async fn keyword_search_ranks_by_bm25_and_survives_hostile_queries() {
     // Diacritics folded.
     let hits = store
         .keyword_search(&bot, "as nove", 10, &KbFilter::default())
+        .await
         .expect("search");
     assert_eq!(hits[0].key, "k/pt/horario.txt");
     for q in [
@@ -106,6 +108,7 @@ async fn keyword_search_ranks_by_bm25_and_survives_hostile_queries() {
     ] {
         store
             .keyword_search(&bot, q, 5, &KbFilter::default())
+            .await
             .expect(q);
     }
     // Filters: prefix, content type, metadata.
@@ -115,6 +118,7 @@ async fn keyword_search_ranks_by_bm25_and_survives_hostile_queries() {
     };
     assert!(store
         .keyword_search(&bot, "refunds", 10, &f)
+        .await
         .expect("prefix")
         .is_empty());
     let f = KbFilter {
@@ -123,6 +127,7 @@ async fn keyword_search_ranks_by_bm25_and_survives_hostile_queries() {
     };
     assert!(store
         .keyword_search(&bot, "refunds", 10, &f)
+        .await
         .expect("ctype")
         .is_empty());
     let meta = strata_core::filter::Filter::parse(
@@ -133,13 +138,17 @@ async fn keyword_search_ranks_by_bm25_and_survives_hostile_queries() {
         metadata: Some(meta),
         ..Default::default()
     };
-    let hits = store.keyword_search(&bot, "refunds", 10, &f).expect("meta");
+    let hits = store
+        .keyword_search(&bot, "refunds", 10, &f)
+        .await
+        .expect("meta");
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].key, "k/shipping.txt");
     // Another bot sees nothing.
     let other = BotId::parse("other").expect("bot");
     assert!(store
         .keyword_search(&other, "refunds", 10, &KbFilter::default())
+        .await
         .expect("other")
         .is_empty());
 }
@@ -151,13 +160,18 @@ async fn reindexing_replaces_chunks_and_removal_clears_them() {
     index(&store, &bot, "k/a.txt", 2, "b", "delta echo foxtrot").await;
     assert!(store
         .keyword_search(&bot, "alpha", 5, &KbFilter::default())
+        .await
         .expect("s")
         .is_empty());
     let hits = store
         .keyword_search(&bot, "echo", 5, &KbFilter::default())
+        .await
         .expect("s");
     assert_eq!((hits[0].version, hits.len()), (2, 1));
-    assert_eq!(store.chunk_count(&bot, "k/a.txt").expect("count"), (1, 1));
+    assert_eq!(
+        store.chunk_count(&bot, "k/a.txt").await.expect("count"),
+        (1, 1)
+    );
     // The same content again: only the version moves.
     store
         .enqueue(&bot, "k/a.txt", Some(3), false)
@@ -165,7 +179,7 @@ async fn reindexing_replaces_chunks_and_removal_clears_them() {
         .expect("enqueue");
     let job = store.claim(60_000).await.expect("claim").expect("job");
     assert!(store.complete_unchanged(&job, 3).await.expect("unchanged"));
-    let docs = store.documents(&bot, "", None, 10).expect("docs");
+    let docs = store.documents(&bot, "", None, 10).await.expect("docs");
     assert_eq!(
         (docs[0].version, docs[0].status.as_str(), docs[0].chunks),
         (Some(3), "indexed", 1)
@@ -179,13 +193,15 @@ async fn reindexing_replaces_chunks_and_removal_clears_them() {
     assert!(store.complete_removed(&job).await.expect("removed"));
     assert!(store
         .keyword_search(&bot, "echo", 5, &KbFilter::default())
+        .await
         .expect("s")
         .is_empty());
     assert!(store
         .documents(&bot, "", None, 10)
+        .await
         .expect("docs")
         .is_empty());
-    assert_eq!(store.open_jobs().expect("jobs"), 0);
+    assert_eq!(store.open_jobs().await.expect("jobs"), 0);
 }
 
 #[tokio::test]
@@ -208,7 +224,7 @@ async fn retries_are_bounded_and_interrupted_jobs_resume() {
         store.claim(60_000).await.expect("claim").is_none(),
         "no endless loop"
     );
-    let d = &store.documents(&bot, "", None, 10).expect("docs")[0];
+    let d = &store.documents(&bot, "", None, 10).await.expect("docs")[0];
     assert_eq!(d.status, "failed");
     assert_eq!(d.error.as_deref(), Some("drive down"));
     // A job left running by a dead process is queued again at start.
@@ -249,7 +265,7 @@ async fn retries_are_bounded_and_interrupted_jobs_resume() {
         )
         .await
         .expect("fail");
-    let docs = store.documents(&bot, "k/y", None, 10).expect("docs");
+    let docs = store.documents(&bot, "k/y", None, 10).await.expect("docs");
     assert_eq!(
         (docs[0].status.as_str(), docs[0].error_code.as_deref()),
         ("failed", Some("invalid_document"))

@@ -135,13 +135,17 @@ impl KvStore for SqliteKv {
 
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Bytes>> {
         validate_key(key)?;
-        let value: Option<Vec<u8>> = self.db.read(|c| {
-            c.prepare_cached(
-                "SELECT value FROM kv WHERE ns = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
-            )
-            .and_then(|mut st| st.query_row(params![ns, key, now_ms()], |r| r.get(0)).optional())
-            .map_err(map_sqlite_error)
-        })?;
+        let (ns, key) = (ns.to_owned(), key.to_owned());
+        let value: Option<Vec<u8>> = self
+            .db
+            .read(move |c| {
+                c.prepare_cached(
+                    "SELECT value FROM kv WHERE ns = ?1 AND key = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+                )
+                .and_then(|mut st| st.query_row(params![ns, key, now_ms()], |r| r.get(0)).optional())
+                .map_err(map_sqlite_error)
+            })
+            .await?;
         Ok(value.map(Bytes::from))
     }
 
@@ -179,14 +183,18 @@ impl KvStore for SqliteKv {
 
     async fn exists(&self, ns: &str, key: &str) -> Result<bool> {
         validate_key(key)?;
-        let found: i64 = self.db.read(|c| {
-            c.prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM kv WHERE ns = ?1 AND key = ?2 \
-                 AND (expires_at IS NULL OR expires_at > ?3))",
-            )
-            .and_then(|mut st| st.query_row(params![ns, key, now_ms()], |r| r.get(0)))
-            .map_err(map_sqlite_error)
-        })?;
+        let (ns, key) = (ns.to_owned(), key.to_owned());
+        let found: i64 = self
+            .db
+            .read(move |c| {
+                c.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM kv WHERE ns = ?1 AND key = ?2 \
+                     AND (expires_at IS NULL OR expires_at > ?3))",
+                )
+                .and_then(|mut st| st.query_row(params![ns, key, now_ms()], |r| r.get(0)))
+                .map_err(map_sqlite_error)
+            })
+            .await?;
         Ok(found != 0)
     }
 
@@ -199,14 +207,17 @@ impl KvStore for SqliteKv {
             key_range_sql(exclusive, upper.is_some())
         );
         let p = range_params(ns, start, &upper, &[now_ms(), i64::from(limit) + 1]);
-        let rows: Vec<String> = self.db.read(|c| {
-            let mut st = c.prepare_cached(&sql).map_err(map_sqlite_error)?;
-            let rows = st
-                .query_map(params_from_iter(p), |r| r.get(0))
-                .map_err(map_sqlite_error)?;
-            rows.collect::<rusqlite::Result<Vec<String>>>()
-                .map_err(map_sqlite_error)
-        })?;
+        let rows: Vec<String> = self
+            .db
+            .read(move |c| {
+                let mut st = c.prepare_cached(&sql).map_err(map_sqlite_error)?;
+                let rows = st
+                    .query_map(params_from_iter(p), |r| r.get(0))
+                    .map_err(map_sqlite_error)?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()
+                    .map_err(map_sqlite_error)
+            })
+            .await?;
         Ok(Page::from_overfetch(rows, limit, |k| k.clone()))
     }
 
@@ -270,14 +281,20 @@ impl KvStore for SqliteKv {
     }
 
     async fn stats(&self, ns: &str) -> Result<KvStats> {
-        let (keys, value_bytes): (i64, i64) = self.db.read(|c| {
-            c.prepare_cached(
-                "SELECT COUNT(*), COALESCE(SUM(length(value)), 0) FROM kv \
-                 WHERE ns = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
-            )
-            .and_then(|mut st| st.query_row(params![ns, now_ms()], |r| Ok((r.get(0)?, r.get(1)?))))
-            .map_err(map_sqlite_error)
-        })?;
+        let ns = ns.to_owned();
+        let (keys, value_bytes): (i64, i64) = self
+            .db
+            .read(move |c| {
+                c.prepare_cached(
+                    "SELECT COUNT(*), COALESCE(SUM(length(value)), 0) FROM kv \
+                     WHERE ns = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+                )
+                .and_then(|mut st| {
+                    st.query_row(params![ns, now_ms()], |r| Ok((r.get(0)?, r.get(1)?)))
+                })
+                .map_err(map_sqlite_error)
+            })
+            .await?;
         Ok(KvStats {
             keys: count(keys),
             value_bytes: count(value_bytes),

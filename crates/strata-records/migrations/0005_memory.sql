@@ -23,13 +23,12 @@ CREATE TABLE memory_queue (
 CREATE INDEX memory_queue_runnable ON memory_queue (next_run_at, id);
 CREATE INDEX memory_queue_by_bot ON memory_queue (bot_id);
 
--- The values of `memory.enabled` (stored as JSON text, compared in lower
--- case) that mean "on".
+-- The values of `memory.enabled` (stored as JSON text) that mean "on".
 CREATE TRIGGER memory_queue_new_message AFTER INSERT ON messages
 WHEN NEW.role IN ('user', 'assistant')
  AND EXISTS (SELECT 1 FROM bot_config
              WHERE bot_id = NEW.bot_id AND name = 'memory.enabled'
-               AND lower(value) IN ('true', '"true"', '1', '"1"', '"yes"', '"on"'))
+               AND value IN ('true', '"true"', '1', '"1"', '"yes"', '"on"'))
 BEGIN
     INSERT INTO memory_queue (bot_id, conversation_id, seq)
     VALUES (NEW.bot_id, NEW.conversation_id, NEW.seq);
@@ -37,7 +36,7 @@ END;
 
 CREATE TRIGGER memory_enabled_inserted AFTER INSERT ON bot_config
 WHEN NEW.name = 'memory.enabled'
- AND lower(NEW.value) IN ('true', '"true"', '1', '"1"', '"yes"', '"on"')
+ AND NEW.value IN ('true', '"true"', '1', '"1"', '"yes"', '"on"')
 BEGIN
     INSERT INTO memory_queue (bot_id, conversation_id, seq)
     SELECT bot_id, conversation_id, seq FROM messages
@@ -47,8 +46,8 @@ END;
 
 CREATE TRIGGER memory_enabled_updated AFTER UPDATE OF value ON bot_config
 WHEN NEW.name = 'memory.enabled'
- AND lower(NEW.value) IN ('true', '"true"', '1', '"1"', '"yes"', '"on"')
- AND lower(OLD.value) NOT IN ('true', '"true"', '1', '"1"', '"yes"', '"on"')
+ AND NEW.value IN ('true', '"true"', '1', '"1"', '"yes"', '"on"')
+ AND OLD.value NOT IN ('true', '"true"', '1', '"1"', '"yes"', '"on"')
 BEGIN
     INSERT INTO memory_queue (bot_id, conversation_id, seq)
     SELECT bot_id, conversation_id, seq FROM messages

@@ -92,11 +92,67 @@ pub async fn bots_crud_and_cascade(s: &dyn RecordStore) {
     s.set_config_value(&bot, "lang", &json!("en"))
         .await
         .expect("config");
+    let key = ApiKey {
+        id: new_id().replace('-', ""),
+        bot_id: bot.clone(),
+        name: "app".into(),
+        role: Role::Writer,
+        created_at: Timestamp::now(),
+        revoked_at: None,
+    };
+    s.create_key(&key, "hash").await.expect("key");
+    // A live bot is never purged.
+    assert_eq!(
+        s.purge_bot_rows(&bot).await.expect_err("live").kind(),
+        ErrorKind::Conflict
+    );
     s.delete_bot(&bot).await.expect("delete bot");
+    // Gone at once: not found, not listed, not renamable; its keys revoked;
+    // its id taken until the purge ends; its purge queued.
     assert_eq!(
         s.get_bot(&bot).await.expect_err("gone").kind(),
         ErrorKind::NotFound
     );
+    assert!(!s
+        .list_bots(&PageRequest::default())
+        .await
+        .expect("list bots")
+        .items
+        .iter()
+        .any(|b| b.id == bot));
+    assert_eq!(
+        s.update_bot(&bot, "x").await.expect_err("rename").kind(),
+        ErrorKind::NotFound
+    );
+    assert!(s
+        .find_key(&key.id)
+        .await
+        .expect("find key")
+        .is_some_and(|k| k.key.revoked_at.is_some()));
+    let reuse = s.create_bot(&bot, "too early").await.expect_err("purging");
+    assert_eq!(
+        (reuse.kind(), reuse.code()),
+        (ErrorKind::Conflict, "bot_deleting")
+    );
+    assert_eq!(
+        s.delete_bot(&bot).await.expect_err("twice").kind(),
+        ErrorKind::NotFound
+    );
+    assert!(s
+        .bots_to_purge()
+        .await
+        .expect("purges")
+        .iter()
+        .any(|(b, _)| *b == bot));
+    // The purge removes every row; running it again is harmless.
+    s.purge_bot_rows(&bot).await.expect("purge");
+    s.purge_bot_rows(&bot).await.expect("purge again");
+    assert!(!s
+        .bots_to_purge()
+        .await
+        .expect("purges")
+        .iter()
+        .any(|(b, _)| *b == bot));
     assert_eq!(
         s.get_user(&bot, &user.id)
             .await
@@ -108,10 +164,7 @@ pub async fn bots_crud_and_cascade(s: &dyn RecordStore) {
         s.get_config(&bot).await.expect("config read").is_empty(),
         "config must go with the bot"
     );
-    assert_eq!(
-        s.delete_bot(&bot).await.expect_err("twice").kind(),
-        ErrorKind::NotFound
-    );
+    assert!(s.find_key(&key.id).await.expect("find key").is_none());
     // The id can be reused and starts empty.
     s.create_bot(&bot, "new").await.expect("recreate");
     assert!(s

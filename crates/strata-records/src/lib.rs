@@ -9,4 +9,7 @@
 pub mod behavior;
 pub mod sqlite;
 
-pub use sqlite::{Durability, SqliteDatabase, SqliteOptions, SqliteRecords};
+pub use sqlite::{
+    migration_checksum, Durability, Migration, SqliteDatabase, SqliteOptions, SqliteRecords,
+    MIGRATIONS,
+};

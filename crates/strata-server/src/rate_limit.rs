@@ -3,8 +3,17 @@
 //! names a session in `X-Strata-Session`). Over the limit → 429 with
 //! `Retry-After`; every limited response carries `RateLimit-Limit`,
 //! `RateLimit-Remaining` and `RateLimit-Reset`.
+//!
+//! A request whose key fails authentication (none, unknown, malformed or
+//! revoked) is counted against the client address's failure bucket — and
+//! the key id's, where the key carries one — at `STRATA_AUTH_FAILURE_LIMIT`
+//! per minute: past it, 429 with `Retry-After` instead of 401. Requests with
+//! valid keys never touch those buckets.
+//!
+//! Looking up the session's user has no side effect: the session's expiry
+//! does not slide (only resolving a session does that).
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -46,10 +55,37 @@ pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) 
     if !path.starts_with("/v1/") || path == "/v1/openapi.json" {
         return next.run(req).await;
     }
-    // Unauthenticated requests are answered 401 by the extractors; they
-    // have no key to count against.
-    let Ok(who) = state.strata.authenticate(bearer_token(req.headers())).await else {
-        return next.run(req).await;
+    let token = bearer_token(req.headers());
+    let who = match state.strata.authenticate(token).await {
+        Ok(who) => who,
+        Err(e) if e.kind() == strata::ErrorKind::Unauthorized => {
+            // Key guessing is throttled per address and per key id; under
+            // the limit the extractors answer 401 as before.
+            let client = req
+                .extensions()
+                .get::<ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip());
+            let key_id = token
+                .and_then(strata::auth::claimed_key_id)
+                .map(str::to_owned);
+            let decision = state
+                .strata
+                .throttle_auth_failure(client, key_id.as_deref())
+                .await;
+            if !decision.allowed {
+                let retry = decision.retry_after.map(ceil_secs).unwrap_or(1).max(1);
+                let mut res = problem(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!("too many failed authentications from this client; retry in {retry} s"),
+                );
+                set_headers(res.headers_mut(), &decision);
+                return res;
+            }
+            return next.run(req).await;
+        }
+        // The records store did not answer: the extractor reports it.
+        Err(_) => return next.run(req).await,
     };
     let (bot, group) = endpoint_group(&path);
     let user = match (
@@ -59,7 +95,7 @@ pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) 
         bot,
     ) {
         (Some(token), Some(bot)) => match state.strata.scope(&who, bot, Role::Reader).await {
-            Ok(scope) => scope.resolve_session(token).await.ok().map(|s| s.user_id),
+            Ok(scope) => scope.session_user(token).await,
             Err(_) => None,
         },
         _ => None,

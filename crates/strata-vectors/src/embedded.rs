@@ -191,7 +191,7 @@ impl EmbeddedVectors {
             i64,
             Vec<(String, String)>,
         );
-        let defs: Vec<Def> = self.db.read(|c| {
+        let defs: Vec<Def> = self.db.read_blocking(|c| {
             let mut st = c
                 .prepare(
                     "SELECT id, bot_id, name, dimension, metric, m, ef_construction, ef_search, quantization, created_at FROM vector_collections ORDER BY id",
@@ -324,7 +324,7 @@ impl EmbeddedVectors {
 
     /// Fills an empty index from every row; returns the log position it covers.
     fn rebuild(&self, id: i64, index: &VectorIndex) -> Result<u64> {
-        let (rows, seq) = self.db.read_snapshot(|c| {
+        let (rows, seq) = self.db.read_snapshot_blocking(|c| {
             let seq = log_position(c)?;
             let mut st = c
                 .prepare(&format!(
@@ -347,7 +347,7 @@ impl EmbeddedVectors {
 
     /// Applies the log after `from` to `index`; returns the position reached.
     fn replay(&self, id: i64, index: &VectorIndex, from: u64) -> Result<u64> {
-        let (rows, gone, seq) = self.db.read_snapshot(|c| {
+        let (rows, gone, seq) = self.db.read_snapshot_blocking(|c| {
             let seq = log_position(c)?;
             let mut st = c
                 .prepare(
@@ -548,13 +548,16 @@ impl VectorStore for EmbeddedVectors {
             return Err(Error::already_exists(format!("collection {:?}", spec.name))
                 .with_code("collection_exists"));
         }
+        // Strata's own collections (knowledge base, memory) do not count
+        // against the collection quota; their points count against the
+        // points quota like any other.
         let have = self
             .colls
             .read()
             .values()
-            .filter(|c| c.bot == bot.as_str())
+            .filter(|c| c.bot == bot.as_str() && !is_internal_collection(&c.name))
             .count() as u64;
-        if have >= quota.max_collections {
+        if !is_internal_collection(&spec.name) && have >= quota.max_collections {
             return Err(Error::new(
                 strata_core::ErrorKind::QuotaExceeded,
                 format!(
@@ -840,15 +843,18 @@ impl VectorStore for EmbeddedVectors {
         id.validate()?;
         let c = self.coll(bot, name)?;
         let (cid, key) = (c.id, id.storage_key());
-        let row = self.db.read(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {ROW_COLS} FROM vector_points WHERE collection_id = ?1 AND pid = ?2"
-            ))
-            .map_err(sql)?
-            .query_row(params![cid, key], read_row)
-            .optional()
-            .map_err(sql)
-        })?;
+        let row = self
+            .db
+            .read(move |conn| {
+                conn.prepare_cached(&format!(
+                    "SELECT {ROW_COLS} FROM vector_points WHERE collection_id = ?1 AND pid = ?2"
+                ))
+                .map_err(sql)?
+                .query_row(params![cid, key], read_row)
+                .optional()
+                .map_err(sql)
+            })
+            .await?;
         let now = now_ms();
         match row {
             Some(r) if r.expires_at.is_none_or(|e| e > now) => {
@@ -902,7 +908,9 @@ impl VectorStore for EmbeddedVectors {
         let mut points = Vec::new();
         let cid = c.id;
         loop {
-            let batch = self.db.read(|conn| {
+            let after_key = after.clone();
+            let batch = self.db.read(move |conn| {
+                let after = after_key;
                 conn.prepare_cached(&format!(
                     "SELECT {ROW_COLS} FROM vector_points WHERE collection_id = ?1 AND pid > ?2 AND (expires_at IS NULL OR expires_at > ?3) ORDER BY pid LIMIT ?4"
                 ))
@@ -911,7 +919,7 @@ impl VectorStore for EmbeddedVectors {
                 .map_err(sql)?
                 .collect::<rusqlite::Result<Vec<_>>>()
                 .map_err(sql)
-            })?;
+            }).await?;
             let exhausted = batch.len() < limit * 2;
             for r in batch {
                 after = r.pid.clone();
@@ -952,7 +960,7 @@ impl VectorStore for EmbeddedVectors {
     ) -> Result<Vec<ScoredPoint>> {
         let c = self.coll(bot, name)?;
         validate_search(&c, &req)?;
-        self.run_search(&c, req)
+        self.run_search(&c, req).await
     }
 
     async fn search_batch(
@@ -976,7 +984,11 @@ impl VectorStore for EmbeddedVectors {
                     .with_code(static_code(&code))
             })?;
         }
-        reqs.into_iter().map(|r| self.run_search(&c, r)).collect()
+        let mut out = Vec::with_capacity(reqs.len());
+        for r in reqs {
+            out.push(self.run_search(&c, r).await?);
+        }
+        Ok(out)
     }
 
     async fn purge_expired(&self) -> Result<u64> {
@@ -1008,17 +1020,19 @@ impl VectorStore for EmbeddedVectors {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.db.read(|c| {
-            c.query_row("SELECT 1 FROM vector_collections LIMIT 1", [], |_| Ok(()))
-                .optional()
-                .map_err(sql)?;
-            Ok(())
-        })
+        self.db
+            .read(|c| {
+                c.query_row("SELECT 1 FROM vector_collections LIMIT 1", [], |_| Ok(()))
+                    .optional()
+                    .map_err(sql)?;
+                Ok(())
+            })
+            .await
     }
 }
 
 impl EmbeddedVectors {
-    fn run_search(&self, c: &Coll, req: SearchRequest) -> Result<Vec<ScoredPoint>> {
+    async fn run_search(&self, c: &Coll, req: SearchRequest) -> Result<Vec<ScoredPoint>> {
         let ef = req.ef.unwrap_or(c.spec.hnsw.ef_search);
         let (mut hits, _) = c.index.search_full(
             &req.vector,
@@ -1031,21 +1045,27 @@ impl EmbeddedVectors {
         );
         if req.with_vector && !hits.is_empty() {
             let cid = c.id;
-            self.db.read(|conn| {
-                let mut st = conn
-                    .prepare_cached(
-                        "SELECT vector FROM vector_points WHERE collection_id = ?1 AND pid = ?2",
-                    )
-                    .map_err(sql)?;
-                for h in hits.iter_mut() {
-                    let v: Option<Vec<u8>> = st
-                        .query_row(params![cid, h.id.storage_key()], |r| r.get(0))
-                        .optional()
+            let keys: Vec<String> = hits.iter().map(|h| h.id.storage_key()).collect();
+            let vectors = self
+                .db
+                .read(move |conn| {
+                    let mut st = conn
+                        .prepare_cached(
+                            "SELECT vector FROM vector_points WHERE collection_id = ?1 AND pid = ?2",
+                        )
                         .map_err(sql)?;
-                    h.vector = v.map(|b| decode_vector(&b));
-                }
-                Ok(())
-            })?;
+                    keys.iter()
+                        .map(|k| {
+                            st.query_row(params![cid, k], |r| r.get::<_, Vec<u8>>(0))
+                                .optional()
+                                .map_err(sql)
+                        })
+                        .collect::<Result<Vec<_>>>()
+                })
+                .await?;
+            for (h, v) in hits.iter_mut().zip(vectors) {
+                h.vector = v.map(|b| decode_vector(&b));
+            }
         }
         Ok(hits)
     }
@@ -1057,19 +1077,26 @@ impl EmbeddedVectors {
 
     /// Points in the index and in the rows of a collection, for consistency
     /// checks: (index ids, row ids), both sorted.
-    pub fn consistency(&self, bot: &BotId, name: &str) -> Result<(Vec<PointId>, Vec<PointId>)> {
+    pub async fn consistency(
+        &self,
+        bot: &BotId,
+        name: &str,
+    ) -> Result<(Vec<PointId>, Vec<PointId>)> {
         let c = self.coll(bot, name)?;
         let mut in_index = c.index.matching_ids(None, i64::MIN);
         in_index.sort();
         let cid = c.id;
-        let keys: Vec<String> = self.db.read(|conn| {
-            conn.prepare("SELECT pid FROM vector_points WHERE collection_id = ?1 ORDER BY pid")
-                .map_err(sql)?
-                .query_map([cid], |r| r.get(0))
-                .map_err(sql)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(sql)
-        })?;
+        let keys: Vec<String> = self
+            .db
+            .read(move |conn| {
+                conn.prepare("SELECT pid FROM vector_points WHERE collection_id = ?1 ORDER BY pid")
+                    .map_err(sql)?
+                    .query_map([cid], |r| r.get(0))
+                    .map_err(sql)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(sql)
+            })
+            .await?;
         let mut rows = keys
             .iter()
             .map(|k| PointId::from_storage_key(k))

@@ -168,7 +168,7 @@ async fn snapshot_replay_and_rebuild_give_the_same_answers() {
         &answers(&v, &bot, dim).await,
         "after snapshot + replay",
     );
-    let (idx, rows) = v.consistency(&bot, "c").expect("consistency");
+    let (idx, rows) = v.consistency(&bot, "c").await.expect("consistency");
     assert_eq!(idx, rows);
     let hit = v
         .search(

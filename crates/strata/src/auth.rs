@@ -114,6 +114,14 @@ pub fn parse_bot_key(token: &str) -> Option<(&str, &str)> {
     }
 }
 
+/// The key id a bot key claims (`sk_<32 hex>_…`), even when its secret is
+/// wrong or missing: failed authentications are also counted per key id.
+pub fn claimed_key_id(token: &str) -> Option<&str> {
+    let rest = token.trim().strip_prefix("sk_")?;
+    let id = rest.split('_').next()?;
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+}
+
 fn uuid_simple() -> String {
     strata_core::types::new_id().replace('-', "")
 }

@@ -24,6 +24,9 @@ pub const DEFAULT_DRIVE_VERSION_RETENTION_DAYS: i64 = 30;
 /// Default requests per minute per API key and endpoint group (1000/s
 /// sustained, a full minute's worth as a burst).
 pub const DEFAULT_RATE_LIMIT: u32 = 60_000;
+/// Default failed authentications per minute per client address (and per
+/// key id).
+pub const DEFAULT_AUTH_FAILURE_LIMIT: u32 = 60;
 /// Default size of the history cache: 64 MiB.
 pub const DEFAULT_HISTORY_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// Default idle lifetime of a session: 24 hours.
@@ -159,6 +162,12 @@ pub struct Config {
     pub drive_version_retention_days: i64,
     /// Default requests per minute per key (`STRATA_RATE_LIMIT`).
     pub rate_limit: u32,
+    /// Failed authentications per minute per client address and per key id
+    /// before they are answered 429 (`STRATA_AUTH_FAILURE_LIMIT`).
+    pub auth_failure_limit: u32,
+    /// Below this many free bytes on a data file system the layer reports
+    /// that it cannot write (`STRATA_MIN_FREE_BYTES`).
+    pub min_free_bytes: u64,
     /// Default idle lifetime of sessions (`STRATA_SESSION_TTL_SECONDS`).
     pub session_ttl_seconds: i64,
     /// Bytes of serialised history reads kept in memory
@@ -210,6 +219,8 @@ fn unreachable_default() -> Config {
         max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
         drive_version_retention_days: DEFAULT_DRIVE_VERSION_RETENTION_DAYS,
         rate_limit: DEFAULT_RATE_LIMIT,
+        auth_failure_limit: DEFAULT_AUTH_FAILURE_LIMIT,
+        min_free_bytes: strata_records::sqlite::DEFAULT_MIN_FREE_BYTES,
         session_ttl_seconds: DEFAULT_SESSION_TTL_SECONDS,
         history_cache_bytes: DEFAULT_HISTORY_CACHE_BYTES,
         vector_max_collections: DEFAULT_VECTOR_MAX_COLLECTIONS,
@@ -237,6 +248,8 @@ pub struct ConfigBuilder {
     max_upload_bytes: Option<toml::Value>,
     drive_version_retention_days: Option<toml::Value>,
     rate_limit: Option<toml::Value>,
+    auth_failure_limit: Option<toml::Value>,
+    min_free_bytes: Option<toml::Value>,
     session_ttl_seconds: Option<toml::Value>,
     history_cache_bytes: Option<toml::Value>,
     vector_max_collections: Option<toml::Value>,
@@ -292,6 +305,8 @@ impl ConfigBuilder {
         b.drive_version_retention_days =
             n("STRATA_DRIVE_VERSION_RETENTION_DAYS").or(b.drive_version_retention_days);
         b.rate_limit = n("STRATA_RATE_LIMIT").or(b.rate_limit);
+        b.auth_failure_limit = n("STRATA_AUTH_FAILURE_LIMIT").or(b.auth_failure_limit);
+        b.min_free_bytes = n("STRATA_MIN_FREE_BYTES").or(b.min_free_bytes);
         b.session_ttl_seconds = n("STRATA_SESSION_TTL_SECONDS").or(b.session_ttl_seconds);
         b.history_cache_bytes = n("STRATA_HISTORY_CACHE_BYTES").or(b.history_cache_bytes);
         b.vector_max_collections = n("STRATA_VECTOR_MAX_COLLECTIONS").or(b.vector_max_collections);
@@ -432,6 +447,20 @@ impl ConfigBuilder {
             1,
             100_000_000,
         )? as u32;
+        let auth_failure_limit = int_setting(
+            "STRATA_AUTH_FAILURE_LIMIT",
+            self.auth_failure_limit,
+            DEFAULT_AUTH_FAILURE_LIMIT.into(),
+            1,
+            100_000_000,
+        )? as u32;
+        let min_free_bytes = int_setting(
+            "STRATA_MIN_FREE_BYTES",
+            self.min_free_bytes,
+            strata_records::sqlite::DEFAULT_MIN_FREE_BYTES as i64,
+            0,
+            1 << 50,
+        )? as u64;
         let session_ttl_seconds = int_setting(
             "STRATA_SESSION_TTL_SECONDS",
             self.session_ttl_seconds,
@@ -480,6 +509,8 @@ impl ConfigBuilder {
             max_upload_bytes,
             drive_version_retention_days,
             rate_limit,
+            auth_failure_limit,
+            min_free_bytes,
             session_ttl_seconds,
         })
     }
@@ -504,6 +535,8 @@ const NUMBER_KEYS: &[&str] = &[
     "max_upload_bytes",
     "drive_version_retention_days",
     "rate_limit",
+    "auth_failure_limit",
+    "min_free_bytes",
     "session_ttl_seconds",
     "history_cache_bytes",
     "vector_max_collections",

@@ -79,6 +79,7 @@ pub fn open_knowledge_base(
     vectors: std::sync::Arc<dyn strata_core::vectors::VectorStore>,
     embedder: std::sync::Arc<dyn strata_core::embed::Embedder>,
     records: std::sync::Arc<dyn strata_core::records::RecordStore>,
+    default_quota: strata_core::vectors::VectorQuota,
 ) -> Option<std::sync::Arc<KnowledgeBase>> {
     sqlite.map(|db| {
         std::sync::Arc::new(KnowledgeBase::new(
@@ -87,7 +88,10 @@ pub fn open_knowledge_base(
             vectors,
             embedder,
             records,
-            strata_kb::KbOptions::default(),
+            strata_kb::KbOptions {
+                default_quota,
+                ..Default::default()
+            },
         ))
     })
 }
@@ -116,13 +120,6 @@ impl Strata {
             None => Ok(()),
         }
     }
-
-    /// Runs the indexing worker forever (from `strata serve`).
-    pub async fn run_kb_worker(self) {
-        if let Some(kb) = self.inner.kb.clone() {
-            kb.run_worker().await;
-        }
-    }
 }
 
 impl BotScope {
@@ -149,7 +146,8 @@ impl BotScope {
         }
         let mut documents = kb
             .store()
-            .documents(self.bot_id(), &prefix_full, after, limit + 1)?;
+            .documents(self.bot_id(), &prefix_full, after, limit + 1)
+            .await?;
         let next = if documents.len() > limit {
             documents.truncate(limit);
             documents.last().map(|d| d.key.clone())

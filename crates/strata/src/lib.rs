@@ -38,9 +38,11 @@ mod scope;
 pub mod sessions;
 pub mod vectors;
 mod versions;
+pub mod workers;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 pub use auth::Principal;
 pub use config::{Config, ConfigBuilder, RecordsUrl, Secret};
@@ -56,6 +58,7 @@ pub use strata_core::rate::{Rate, Throttle};
 pub use strata_core::records::RecordStore;
 pub use strata_core::types::*;
 pub use strata_core::vectors::VectorStore;
+pub use strata_core::worker;
 pub use strata_core::{Error, ErrorKind, Result, Timestamp};
 pub use versions::HistoryVersion;
 
@@ -111,6 +114,9 @@ struct Inner {
     /// Conversation memory (needs sqlite:// records): [`memory::open_memory`].
     memory: Option<Arc<strata_kb::ConversationMemory>>,
     limits: limits::BotLimits,
+    janitor_state: Arc<strata_core::worker::WorkerState>,
+    purge_state: Arc<strata_core::worker::WorkerState>,
+    purge_wake: Arc<tokio::sync::Notify>,
 }
 
 /// What [`Strata::bootstrap_admin_key`] did.
@@ -142,6 +148,7 @@ impl Strata {
                 }
                 let opts = SqliteOptions {
                     durability: config.durability,
+                    min_free_bytes: config.min_free_bytes,
                     ..SqliteOptions::default()
                 };
                 let db = SqliteDatabase::open(path, &opts).await?;
@@ -208,9 +215,11 @@ impl Strata {
         let drive: Arc<dyn DriveStore> = match &sqlite {
             // A bad URL is `invalid_config` naming STRATA_DRIVE_URL; a
             // folder that cannot be created is `unavailable`.
-            Some(db) => {
-                Arc::new(strata_drive::open_drive(config.drive_url.expose(), db.clone()).await?)
-            }
+            Some(db) => Arc::new(
+                strata_drive::open_drive(config.drive_url.expose(), db.clone())
+                    .await?
+                    .with_min_free_bytes(config.min_free_bytes),
+            ),
             None => {
                 return Err(Error::invalid(
                     "invalid setting STRATA_DRIVE_URL: the drive keeps its metadata in the records database and needs sqlite:// records",
@@ -222,14 +231,28 @@ impl Strata {
             Some(k) => Some(auth::hash_secret(k.expose())),
             None => records.get_meta(ADMIN_KEY_META).await?,
         };
+        let quota = strata_core::vectors::VectorQuota {
+            max_collections: config.vector_max_collections,
+            max_points: config.vector_max_points,
+        };
         let kb = kb::open_knowledge_base(
             sqlite.as_ref(),
             drive.clone(),
             vectors.clone(),
             embedder.clone(),
             records.clone(),
+            quota,
         );
-        let memory = memory::open_memory(sqlite.as_ref(), vectors.clone(), embedder.clone());
+        if let Some(kb) = &kb {
+            kb.store().prepare().await?;
+        }
+        let memory = memory::open_memory(
+            sqlite.as_ref(),
+            vectors.clone(),
+            embedder.clone(),
+            records.clone(),
+            quota,
+        );
         Ok(Strata {
             inner: Arc::new(Inner {
                 config,
@@ -245,6 +268,9 @@ impl Strata {
                 kb,
                 memory,
                 limits: Default::default(),
+                janitor_state: Arc::new(strata_core::worker::WorkerState::new("janitor")),
+                purge_state: Arc::new(strata_core::worker::WorkerState::new("bot_purger")),
+                purge_wake: Arc::new(tokio::sync::Notify::new()),
             }),
         })
     }
@@ -285,6 +311,9 @@ impl Strata {
             kb: self.inner.kb.clone(),
             memory: self.inner.memory.clone(),
             limits: Default::default(),
+            janitor_state: self.inner.janitor_state.clone(),
+            purge_state: self.inner.purge_state.clone(),
+            purge_wake: self.inner.purge_wake.clone(),
         };
         Ok((
             Strata {
@@ -322,6 +351,15 @@ impl Strata {
     /// The drive layer (file bodies and their versions).
     pub fn drive(&self) -> &Arc<dyn DriveStore> {
         &self.inner.drive
+    }
+
+    /// The server's vector quota per bot (`STRATA_VECTOR_MAX_COLLECTIONS`,
+    /// `STRATA_VECTOR_MAX_POINTS`), before a bot's own settings.
+    pub fn default_vector_quota(&self) -> strata_core::vectors::VectorQuota {
+        strata_core::vectors::VectorQuota {
+            max_collections: self.inner.config.vector_max_collections,
+            max_points: self.inner.config.vector_max_points,
+        }
     }
 
     /// The embedder (`STRATA_EMBEDDER`); `none` answers `no_embedder`.
@@ -414,19 +452,19 @@ impl Strata {
         self.inner.records.list_bots(page).await
     }
 
-    /// Deletes a bot and all of its data in every layer (global admin only).
+    /// Deletes a bot (global admin only). The bot disappears at once and
+    /// atomically — its keys stop working, its id cannot be reused until
+    /// its data is gone — and its data is removed from every layer by the
+    /// bot purger, a durable background job that survives a restart and can
+    /// run any number of times ([`Strata::purge_deleted_bots`]).
     pub async fn delete_bot(&self, who: &Principal, id: &str) -> Result<()> {
         let id = BotId::parse(id)?;
         who.authorize(&id, Role::Admin)?;
         who.require_admin()?;
-        self.inner.records.get_bot(&id).await?;
-        self.inner.kv.clear_prefix(id.as_str(), "").await?;
-        self.inner.vectors.drop_bot(&id).await?;
-        self.inner.drive.drop_bot(&id).await?;
-        let deleted = self.inner.records.delete_bot(&id).await;
+        self.inner.records.delete_bot(&id).await?;
         self.inner.versions.bump_all();
-        deleted?;
-        // Cached sessions, generations and rate buckets of the bot go too.
+        // Cached sessions, generations and rate buckets of the bot go now;
+        // the purge removes them again after the data.
         let _ = self.inner.cache.delete_prefix(id.as_str(), "").await;
         self.audit(
             who,
@@ -436,7 +474,74 @@ impl Strata {
             serde_json::Value::Null,
         )
         .await;
+        self.inner.purge_wake.notify_one();
         Ok(())
+    }
+
+    /// Purges every deleted bot's data from every layer: cache, kv,
+    /// vectors, drive, knowledge base, memory queue, and last its records
+    /// (which ends the purge and frees the id). Each step is idempotent, so
+    /// a purge cut short by a crash is simply run again. Returns how many
+    /// bots were purged; a bot whose purge failed is left for the next run.
+    pub async fn purge_deleted_bots(&self) -> Result<usize> {
+        let bots = self.inner.records.bots_to_purge().await?;
+        let mut done = 0;
+        for (bot, _) in bots {
+            match self.purge_bot(&bot).await {
+                Ok(()) => {
+                    done += 1;
+                    tracing::info!(bot = %bot.as_str(), "purged a deleted bot's data");
+                }
+                Err(e) => {
+                    tracing::warn!(bot = %bot.as_str(), error = %e, "purging a deleted bot failed; it is tried again");
+                    self.inner
+                        .purge_state
+                        .failed(format!("bot {}: {e}", bot.as_str()));
+                    let _ = self
+                        .inner
+                        .records
+                        .bot_purge_failed(&bot, &e.to_string())
+                        .await;
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    async fn purge_bot(&self, bot: &BotId) -> Result<()> {
+        self.inner.cache.delete_prefix(bot.as_str(), "").await?;
+        self.inner.kv.clear_prefix(bot.as_str(), "").await?;
+        self.inner.vectors.drop_bot(bot).await?;
+        self.inner.drive.drop_bot(bot).await?;
+        if let Some(kb) = &self.inner.kb {
+            kb.store().drop_bot(bot).await?;
+        }
+        if let Some(memory) = &self.inner.memory {
+            memory.drop_bot(bot).await?;
+        }
+        self.inner.records.purge_bot_rows(bot).await?;
+        self.inner.versions.bump_all();
+        Ok(())
+    }
+
+    /// The bot purger's loop (a supervised worker of `strata serve`).
+    pub async fn run_bot_purger(self, stop: CancellationToken) -> Result<()> {
+        let state = self.inner.purge_state.clone();
+        state.running();
+        loop {
+            match self.purge_deleted_bots().await {
+                Ok(_) => state.progress(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "looking for deleted bots to purge failed");
+                    state.failed(&e);
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                _ = self.inner.purge_wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            }
+        }
     }
 
     /// Readiness of every layer, with the latency of a round trip.
@@ -514,14 +619,27 @@ impl Strata {
         ]
     }
 
-    /// Runs housekeeping forever: purges expired kv keys, sessions and
-    /// vector points, and saves the vector index snapshots.
-    pub async fn run_janitor(self, every: Duration) {
+    /// Runs housekeeping every `every` until `stop` is cancelled: purges
+    /// expired kv keys, sessions, old file versions and vector points, and
+    /// saves the vector index snapshots. A failed step is logged and
+    /// reported in the worker's state; the next round tries again.
+    pub async fn run_janitor(self, every: Duration, stop: CancellationToken) -> Result<()> {
+        let state = self.inner.janitor_state.clone();
+        state.running();
         let mut tick = tokio::time::interval(every);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                _ = tick.tick() => {}
+            }
+            let mut failed = false;
+            let mut fail = |what: &str, e: Error| {
+                tracing::warn!(error = %e, "{what} failed");
+                state.failed(format!("{what}: {e}"));
+                failed = true;
+            };
             if let Err(e) = self.inner.kv.purge_expired().await {
-                tracing::warn!(error = %e, "purging expired kv keys failed");
+                fail("purging expired kv keys", e);
             }
             if let Err(e) = self
                 .inner
@@ -529,20 +647,23 @@ impl Strata {
                 .purge_expired_sessions(Timestamp::now())
                 .await
             {
-                tracing::warn!(error = %e, "purging expired sessions failed");
+                fail("purging expired sessions", e);
             }
             let retention = self.inner.config.drive_version_retention_days;
             let before = Timestamp::now().plus_seconds(-retention * 24 * 3600);
             match self.inner.drive.purge_versions(before).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(versions = n, "purged old file versions"),
-                Err(e) => tracing::warn!(error = %e, "purging old file versions failed"),
+                Err(e) => fail("purging old file versions", e),
             }
             if let Err(e) = self.inner.vectors.purge_expired().await {
-                tracing::warn!(error = %e, "purging expired vector points failed");
+                fail("purging expired vector points", e);
             }
             if let Err(e) = self.inner.vectors.checkpoint().await {
-                tracing::warn!(error = %e, "saving the vector index snapshots failed");
+                fail("saving the vector index snapshots", e);
+            }
+            if !failed {
+                state.progress();
             }
         }
     }

@@ -19,6 +19,10 @@ use strata_core::types::BotId;
 
 use crate::{Principal, Strata};
 
+/// The cache namespace of failed-authentication buckets (no bot owns them;
+/// bot ids cannot start with `_`).
+const AUTH_FAILURE_NS: &str = "_auth";
+
 /// How long a bot's configured limits are used before they are read again.
 pub const LIMITS_REFRESH: Duration = Duration::from_secs(5);
 
@@ -146,6 +150,34 @@ impl Strata {
                 .await;
             if !per_user.allowed || per_user.remaining < decision.remaining {
                 decision = per_user;
+            }
+        }
+        decision
+    }
+
+    /// Counts one failed authentication (no key, an unknown, malformed or
+    /// revoked key) from `client` — and against the key id a malformed or
+    /// wrong key carries — at `STRATA_AUTH_FAILURE_LIMIT` per minute each.
+    /// Requests with valid keys never reach these buckets, so a guesser
+    /// sharing an address with a real client does not slow it.
+    pub async fn throttle_auth_failure(
+        &self,
+        client: Option<std::net::IpAddr>,
+        key_id: Option<&str>,
+    ) -> Throttle {
+        let rate = Rate::per_minute(self.inner.config.auth_failure_limit);
+        let client = client
+            .map(|ip| ip.to_string())
+            .unwrap_or_else(|| "unknown".to_owned());
+        let mut decision = self
+            .check(AUTH_FAILURE_NS, &format!("addr:{client}"), rate)
+            .await;
+        if let Some(id) = key_id {
+            let per_key = self
+                .check(AUTH_FAILURE_NS, &format!("key:{id}"), rate)
+                .await;
+            if !per_key.allowed || per_key.remaining < decision.remaining {
+                decision = per_key;
             }
         }
         decision

@@ -26,8 +26,21 @@ pub fn open_memory(
     sqlite: Option<&strata_records::SqliteDatabase>,
     vectors: Arc<dyn strata_core::vectors::VectorStore>,
     embedder: Arc<dyn strata_core::embed::Embedder>,
+    records: Arc<dyn strata_core::records::RecordStore>,
+    default_quota: strata_core::vectors::VectorQuota,
 ) -> Option<Arc<ConversationMemory>> {
-    sqlite.map(|db| Arc::new(ConversationMemory::new(db.clone(), vectors, embedder)))
+    sqlite.map(|db| {
+        Arc::new(ConversationMemory::new(
+            db.clone(),
+            vectors,
+            embedder,
+            records,
+            strata_kb::memory::MemoryOptions {
+                default_quota,
+                ..Default::default()
+            },
+        ))
+    })
 }
 
 impl Strata {
@@ -37,13 +50,6 @@ impl Strata {
             .memory
             .as_ref()
             .ok_or_else(|| Error::unavailable("conversation memory needs sqlite:// records"))
-    }
-
-    /// Runs the memory worker forever (from `strata serve`).
-    pub async fn run_memory_worker(self) {
-        if let Some(m) = self.inner.memory.clone() {
-            m.run_worker().await;
-        }
     }
 
     /// Wakes the memory worker after messages were stored.
@@ -97,7 +103,7 @@ impl BotScope {
     pub async fn memory_reindex(&self) -> Result<u64> {
         self.need(Role::Writer)?;
         let memory = self.strata().memory()?;
-        if !memory.enabled(self.bot_id())? {
+        if !memory.enabled(self.bot_id()).await? {
             return Err(Error::new(
                 strata_core::ErrorKind::Conflict,
                 format!(

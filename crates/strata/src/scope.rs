@@ -273,6 +273,17 @@ impl BotScope {
             .await
     }
 
+    /// The user of the live session `token`, without sliding its expiry or
+    /// otherwise changing it (rate limits look sessions up this way).
+    pub async fn session_user(&self, token: &str) -> Option<String> {
+        if token.is_empty() || token.len() > 256 {
+            return None;
+        }
+        self.strata
+            .peek_session_user(&self.bot, &auth::hash_secret(token))
+            .await
+    }
+
     /// The bot's `session_ttl_seconds` setting, else `STRATA_SESSION_TTL_SECONDS`.
     async fn default_session_ttl(&self) -> i64 {
         match self

@@ -99,6 +99,30 @@ impl Strata {
         Ok(session)
     }
 
+    /// The user of a live session, looked up without side effects: the
+    /// session's expiry does not slide and nothing is cached. For the rate
+    /// limiter, which must not change what it only looks at.
+    pub(crate) async fn peek_session_user(&self, bot: &BotId, hash: &str) -> Option<String> {
+        let gen = self.session_gen(bot, hash).await;
+        if gen == "r" {
+            return None;
+        }
+        let now = Timestamp::now();
+        if let Ok(Some(raw)) = self.inner.cache.get(bot.as_str(), &entry_key(hash)).await {
+            if let Ok(entry) = serde_json::from_slice::<Entry>(&raw) {
+                if entry.gen == gen && entry.session.expires_at > now {
+                    return Some(entry.session.user_id);
+                }
+            }
+        }
+        self.inner
+            .records
+            .peek_session(bot, hash, now)
+            .await
+            .ok()
+            .map(|s| s.user_id)
+    }
+
     /// Marks a session changed (or revoked) for every process sharing the
     /// cache; call after the store was written, before answering.
     pub(crate) async fn session_changed(&self, bot: &BotId, hash: &str, revoked: bool) {

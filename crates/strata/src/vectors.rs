@@ -38,10 +38,6 @@ pub const EXPORT_PAGE: usize = 256;
 pub const MAX_FIELD_LEN: usize = 255;
 /// Largest `ef` of a search.
 pub const MAX_EF: usize = 4096;
-/// The bot setting that overrides `STRATA_VECTOR_MAX_COLLECTIONS`.
-pub const MAX_COLLECTIONS_SETTING: &str = "vectors.max_collections";
-/// The bot setting that overrides `STRATA_VECTOR_MAX_POINTS`.
-pub const MAX_POINTS_SETTING: &str = "vectors.max_points";
 
 /// The first line of an export: what the collection is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -269,6 +265,7 @@ fn static_code(code: &str, kind: ErrorKind) -> &'static str {
         "invalid_ttl",
         "invalid_filter",
         "invalid_collection_name",
+        "reserved_collection_name",
         "invalid_dimension",
         "invalid_hnsw",
         "invalid_metric",
@@ -353,31 +350,15 @@ fn check_field(field: &str) -> Result<()> {
     Ok(())
 }
 
-fn quota_value(v: &Value) -> Option<u64> {
-    match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
 impl BotScope {
     /// The bot's vector quota: its `vectors.max_collections` and
     /// `vectors.max_points` settings, else the server's defaults.
     pub async fn vector_quota(&self) -> Result<VectorQuota> {
-        let config = self.strata().config();
-        let mut quota = VectorQuota {
-            max_collections: config.vector_max_collections,
-            max_points: config.vector_max_points,
-        };
         let settings = self.records().get_config(self.bot_id()).await?;
-        if let Some(n) = settings.get(MAX_COLLECTIONS_SETTING).and_then(quota_value) {
-            quota.max_collections = n;
-        }
-        if let Some(n) = settings.get(MAX_POINTS_SETTING).and_then(quota_value) {
-            quota.max_points = n;
-        }
-        Ok(quota)
+        Ok(VectorQuota::from_settings(
+            self.strata().default_vector_quota(),
+            &settings,
+        ))
     }
 
     fn vectors(&self) -> &dyn VectorStore {
@@ -387,6 +368,7 @@ impl BotScope {
     /// Creates a collection (bot admin).
     pub async fn create_collection(&self, spec: CollectionSpec) -> Result<CollectionInfo> {
         self.need(Role::Admin)?;
+        validate_collection_name(&spec.name)?;
         spec.validate()?;
         let quota = self.vector_quota().await?;
         let info = self
@@ -407,7 +389,10 @@ impl BotScope {
 
     pub async fn list_collections(&self) -> Result<Vec<CollectionInfo>> {
         self.need(Role::Reader)?;
-        self.vectors().list_collections(self.bot_id()).await
+        let mut all = self.vectors().list_collections(self.bot_id()).await?;
+        // The knowledge base's and memory's collections are Strata's own.
+        all.retain(|c| !is_internal_collection(&c.name));
+        Ok(all)
     }
 
     pub async fn get_collection(&self, name: &str) -> Result<CollectionInfo> {

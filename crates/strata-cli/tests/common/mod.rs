@@ -155,19 +155,33 @@ impl Server {
     }
 
     /// Creates a bot and a key of `role` for it; returns the key.
+    /// A bot id that was just deleted is free again once its purge ended:
+    /// creating it waits for that (`409 bot_deleting` meanwhile).
     pub async fn bot_with_key(&self, bot: &str, role: &str) -> String {
-        let r = self
-            .req(reqwest::Method::POST, "/v1/bots", Some(ADMIN_KEY))
-            .json(&serde_json::json!({ "id": bot, "name": bot }))
-            .send()
-            .await
-            .expect("create bot");
-        assert!(
-            r.status().is_success() || r.status().as_u16() == 409,
-            "create bot: {}",
-            r.status()
-        );
-        self.key(bot, role).await
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = self
+                .req(reqwest::Method::POST, "/v1/bots", Some(ADMIN_KEY))
+                .json(&serde_json::json!({ "id": bot, "name": bot }))
+                .send()
+                .await
+                .expect("create bot");
+            let status = r.status();
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            if status.as_u16() == 409 && body["code"] == "bot_deleting" {
+                assert!(
+                    Instant::now() < deadline,
+                    "the deleted bot {bot} was not purged in 30 s"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            assert!(
+                status.is_success() || status.as_u16() == 409,
+                "create bot: {status} {body}"
+            );
+            return self.key(bot, role).await;
+        }
     }
 
     /// Creates a key of `role` for an existing bot.

@@ -8,9 +8,10 @@
 //!   transaction, commits once, and only then answers each caller. A failing
 //!   write rolls back to its savepoint and affects no other. Under load many
 //!   writes share one commit; alone, a write commits by itself.
-//! - **Read-only connections** in a small pool; a read runs on the calling
-//!   thread with a pooled connection (reads are short and never wait for the
-//!   writer in WAL mode).
+//! - **Read-only connections** in a small pool; a read runs on one of
+//!   tokio's blocking threads with a pooled connection (SQLite calls block,
+//!   so they never run on an async worker; reads never wait for the writer
+//!   in WAL mode).
 //! - **Durability.** `synchronous = NORMAL` by default: in WAL mode a committed
 //!   transaction is in the WAL file before the caller is answered, so it
 //!   survives the process being killed; only an OS crash or power loss can drop
@@ -19,7 +20,7 @@
 //! - **Versioned migrations** from `migrations/`, applied at open in one
 //!   transaction each; the version is SQLite's `user_version`.
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::mpsc;
@@ -60,6 +61,18 @@ pub struct SqliteOptions {
     pub max_idle_readers: usize,
     /// Most writes committed together in one transaction.
     pub max_group_commit: usize,
+    /// Below this many free bytes on the database's file system the
+    /// database reports that it cannot write ([`SqliteDatabase::write_health`]).
+    pub min_free_bytes: u64,
+}
+
+/// Default [`SqliteOptions::min_free_bytes`]: 16 MiB.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 16 << 20;
+
+/// Free bytes (for an unprivileged writer) on the file system holding `path`.
+pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
+    let st = rustix::fs::statvfs(path).map_err(std::io::Error::from)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 impl Default for SqliteOptions {
@@ -69,30 +82,68 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             max_idle_readers: 16,
             max_group_commit: 256,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
         }
     }
 }
 
-/// The migrations, in order; `user_version` counts how many are applied.
-const MIGRATIONS: &[(&str, &str)] = &[
-    (
-        "0001_foundation",
-        include_str!("../../migrations/0001_foundation.sql"),
-    ),
-    (
-        "0002_vectors",
-        include_str!("../../migrations/0002_vectors.sql"),
-    ),
-    (
-        "0003_drive",
-        include_str!("../../migrations/0003_drive.sql"),
-    ),
-    ("0004_kb", include_str!("../../migrations/0004_kb.sql")),
-    (
-        "0005_memory",
-        include_str!("../../migrations/0005_memory.sql"),
-    ),
+/// One schema migration: applied once, in order, in its own transaction.
+/// An applied migration is never edited: its SHA-256 is recorded in
+/// `schema_migrations` and checked at every open, and a database whose
+/// recorded checksum differs from this build's file is refused. Fixes go
+/// into a new migration.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// 1-based; `user_version` counts how many are applied.
+    pub version: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// The migrations, in order.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_foundation",
+        sql: include_str!("../../migrations/0001_foundation.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_vectors",
+        sql: include_str!("../../migrations/0002_vectors.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "0003_drive",
+        sql: include_str!("../../migrations/0003_drive.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "0004_kb",
+        sql: include_str!("../../migrations/0004_kb.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "0005_memory",
+        sql: include_str!("../../migrations/0005_memory.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "0006_memory_case",
+        sql: include_str!("../../migrations/0006_memory_case.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "0007_hardening",
+        sql: include_str!("../../migrations/0007_hardening.sql"),
+    },
 ];
+
+/// The hex SHA-256 of a migration's SQL, as recorded in `schema_migrations`.
+pub fn migration_checksum(sql: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(sql.as_bytes()))
+}
 
 type Completion = Box<dyn FnOnce(Option<&str>) + Send>;
 type WriteJob = Box<dyn FnOnce(&Connection) -> Completion + Send>;
@@ -113,6 +164,8 @@ struct Inner {
     opts: SqliteOptions,
     writer: Mutex<Option<mpsc::Sender<Command>>>,
     readers: Mutex<Vec<Connection>>,
+    /// Whether the last writes succeeded (readiness).
+    write_health: strata_core::worker::WriteHealth,
 }
 
 impl std::fmt::Debug for SqliteDatabase {
@@ -137,29 +190,89 @@ fn configure(conn: &Connection, opts: &SqliteOptions) -> rusqlite::Result<()> {
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    migrate_with(conn, path, MIGRATIONS)
+}
+
+/// Checks the recorded checksums of the applied migrations, then applies
+/// the pending ones. Databases from before checksums were recorded get the
+/// checksums of this build's files for what they already applied.
+pub(crate) fn migrate_with(
+    conn: &mut Connection,
+    path: &Path,
+    migrations: &[Migration],
+) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version    INTEGER PRIMARY KEY,
+            name       TEXT NOT NULL,
+            sha256     TEXT NOT NULL,
+            applied_at INTEGER NOT NULL
+        )",
+    )
+    .map_err(map_sqlite_error)?;
     let applied: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(map_sqlite_error)?;
-    if applied as usize > MIGRATIONS.len() {
+    if applied as usize > migrations.len() {
         return Err(Error::new(
             ErrorKind::Internal,
             format!(
                 "{} was written by a newer Strata (schema version {applied}, this build knows {})",
                 path.display(),
-                MIGRATIONS.len()
+                migrations.len()
             ),
-        ));
+        )
+        .with_code("schema_too_new"));
     }
-    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+    let now = strata_core::Timestamp::now().as_millis();
+    for m in &migrations[..applied as usize] {
+        let want = migration_checksum(m.sql);
+        let recorded: Option<String> = conn
+            .query_row(
+                "SELECT sha256 FROM schema_migrations WHERE version = ?1",
+                [m.version],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(map_sqlite_error)?;
+        match recorded {
+            None => {
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, sha256, applied_at) VALUES (?1, ?2, ?3, ?4)",
+                    rusqlite::params![m.version, m.name, want, now],
+                )
+                .map_err(map_sqlite_error)?;
+            }
+            Some(got) if got != want => {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    format!(
+                        "migration {} applied to {} does not match this build's (recorded sha256 {got}, this build's {want}): an applied migration was changed; refusing to start",
+                        m.name,
+                        path.display()
+                    ),
+                )
+                .with_code("migration_changed"));
+            }
+            Some(_) => {}
+        }
+    }
+    for m in migrations.iter().skip(applied as usize) {
         let tx = conn.transaction().map_err(map_sqlite_error)?;
-        tx.execute_batch(sql)
-            .and_then(|_| tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)))
+        tx.execute_batch(m.sql)
+            .and_then(|_| {
+                tx.execute(
+                    "INSERT OR REPLACE INTO schema_migrations (version, name, sha256, applied_at) VALUES (?1, ?2, ?3, ?4)",
+                    rusqlite::params![m.version, m.name, migration_checksum(m.sql), now],
+                )
+            })
+            .and_then(|_| tx.execute_batch(&format!("PRAGMA user_version = {}", m.version)))
             .and_then(|_| tx.commit())
             .map_err(|e| {
-                Error::internal(format!("migration {name} failed on {}", path.display()))
+                Error::internal(format!("migration {} failed on {}", m.name, path.display()))
                     .with_source(e)
             })?;
-        tracing::info!(migration = name, "applied migration");
+        tracing::info!(migration = m.name, "applied migration");
     }
     Ok(())
 }
@@ -205,6 +318,7 @@ impl SqliteDatabase {
                 opts: opts.clone(),
                 writer: Mutex::new(Some(tx)),
                 readers: Mutex::new(Vec::new()),
+                write_health: Default::default(),
             }),
         })
     }
@@ -214,10 +328,36 @@ impl SqliteDatabase {
         &self.inner.path
     }
 
-    /// Runs `f` on a read-only connection. Each statement sees everything
-    /// committed before it started; use [`read_snapshot`](Self::read_snapshot)
-    /// when several statements must see the same state.
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    /// Runs `f` on a read-only connection, on tokio's blocking threads
+    /// (never on an async worker: SQLite calls block). Each statement sees
+    /// everything committed before it started; use
+    /// [`read_snapshot`](Self::read_snapshot) when several statements must
+    /// see the same state.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.read_blocking(f))
+            .await
+            .map_err(|e| Error::internal("a database read panicked").with_source(e))?
+    }
+
+    /// Like [`read`](Self::read), inside one read transaction: every
+    /// statement of `f` sees the same snapshot.
+    pub async fn read_snapshot<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.read_snapshot_blocking(f))
+            .await
+            .map_err(|e| Error::internal("a database read panicked").with_source(e))?
+    }
+
+    /// Runs `f` on a read-only connection on the calling thread: only for
+    /// code that already runs on a blocking thread.
+    pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let pooled = self.inner.readers.lock().ok().and_then(|mut v| v.pop());
         let conn = match pooled {
             Some(c) => c,
@@ -245,10 +385,9 @@ impl SqliteDatabase {
         result
     }
 
-    /// Runs `f` on a read-only connection inside one read transaction: every
-    /// statement of `f` sees the same snapshot.
-    pub fn read_snapshot<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        self.read(|c| {
+    /// [`read_snapshot`](Self::read_snapshot) on the calling thread.
+    pub fn read_snapshot_blocking<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.read_blocking(|c| {
             c.execute_batch("BEGIN DEFERRED")
                 .map_err(map_sqlite_error)?;
             let result = f(c);
@@ -290,8 +429,60 @@ impl SqliteDatabase {
                 .send(Command::Write(job))
                 .map_err(|_| Error::unavailable("the database writer has stopped"))?;
         }
-        rx.await
-            .map_err(|_| Error::unavailable("the database writer stopped before answering"))?
+        let out = rx
+            .await
+            .map_err(|_| Error::unavailable("the database writer stopped before answering"))?;
+        match &out {
+            Ok(_) => self.inner.write_health.succeeded(),
+            // Disk full, I/O errors, a read-only file system, a commit
+            // that failed: the database cannot write.
+            Err(e) if e.kind() == ErrorKind::Unavailable => self.inner.write_health.failed(e),
+            Err(_) => {}
+        }
+        out
+    }
+
+    /// Whether the database can write now: its file system has at least
+    /// [`SqliteOptions::min_free_bytes`] free, and its last write did not
+    /// fail — or, when it did, a small probe write succeeds now.
+    pub async fn write_health(&self) -> Result<()> {
+        let dir = self
+            .inner
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if let Ok(free) = free_bytes(dir) {
+            if free < self.inner.opts.min_free_bytes {
+                return Err(Error::unavailable(format!(
+                    "cannot write: {free} bytes free on the file system of {} (at least {} needed)",
+                    self.inner.path.display(),
+                    self.inner.opts.min_free_bytes
+                ))
+                .with_code("disk_full"));
+            }
+        }
+        if let Some((at, why)) = self.inner.write_health.failure() {
+            // Probe: a tiny write through the same path as every other.
+            let probe = self
+                .write(|c| {
+                    c.execute(
+                        "INSERT INTO server_meta (key, value) VALUES ('ready_probe', ?1)
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        [strata_core::Timestamp::now().as_millis().to_string()],
+                    )
+                    .map_err(map_sqlite_error)?;
+                    Ok(())
+                })
+                .await;
+            if probe.is_err() {
+                return Err(Error::unavailable(format!(
+                    "cannot write: the last write failed at {at}: {why}"
+                ))
+                .with_code("cannot_write"));
+            }
+        }
+        Ok(())
     }
 
     /// Waits for queued writes, checkpoints the WAL and stops the writer.

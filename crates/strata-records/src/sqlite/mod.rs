@@ -3,5 +3,8 @@
 mod db;
 mod records;
 
-pub use db::{map_sqlite_error, Durability, SqliteDatabase, SqliteOptions};
+pub use db::{
+    free_bytes, map_sqlite_error, migration_checksum, Durability, Migration, SqliteDatabase,
+    SqliteOptions, DEFAULT_MIN_FREE_BYTES, MIGRATIONS,
+};
 pub use records::SqliteRecords;

@@ -272,7 +272,7 @@ fn audit_row(r: &Row) -> RowResult<AuditEvent> {
 }
 
 /// Lists rows of a bot-scoped table by id after the cursor.
-fn list_by_id<T>(
+async fn list_by_id<T: Send + 'static>(
     db: &SqliteDatabase,
     table: &str,
     bot: &BotId,
@@ -281,18 +281,14 @@ fn list_by_id<T>(
     key: impl Fn(&T) -> String,
 ) -> Result<Page<T>> {
     let sql = format!("SELECT * FROM {table} WHERE bot_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3");
-    let rows = db.read(|c| {
-        all(
-            c,
-            &sql,
-            params![bot.as_str(), cursor_key(page), fetch_limit(page)],
-            map,
-        )
-    })?;
+    let (bot, cursor, fetch) = (bot.to_string(), cursor_key(page), fetch_limit(page));
+    let rows = db
+        .read(move |c| all(c, &sql, params![bot, cursor, fetch], map))
+        .await?;
     Ok(Page::from_overfetch(rows, page.limit, key))
 }
 
-fn get_by_id<T>(
+async fn get_by_id<T: Send + 'static>(
     db: &SqliteDatabase,
     table: &str,
     what: &str,
@@ -301,7 +297,9 @@ fn get_by_id<T>(
     map: fn(&Row) -> RowResult<T>,
 ) -> Result<T> {
     let sql = format!("SELECT * FROM {table} WHERE bot_id = ?1 AND id = ?2");
-    db.read(|c| one(c, &sql, params![bot.as_str(), id], map))?
+    let (b, i) = (bot.to_string(), id.to_owned());
+    db.read(move |c| one(c, &sql, params![b, i], map))
+        .await?
         .ok_or_else(|| not_found(what, id))
 }
 
@@ -343,34 +341,62 @@ impl BotStore for SqliteRecords {
                     params![id.as_str(), name, now],
                     bot_row,
                 )
-                .map_err(|e| relabel(e, || not_found("bot", id.as_str()), || Error::already_exists(format!("bot {:?}", id.as_str()))))?
+                .map_err(|e| {
+                    let deleting = e.kind() == strata_core::ErrorKind::AlreadyExists
+                        && one(
+                            c,
+                            "SELECT 1 FROM bots WHERE id = ?1 AND deleted_at IS NOT NULL",
+                            [id.as_str()],
+                            |r| r.get::<_, i64>(0),
+                        )
+                        .ok()
+                        .flatten()
+                        .is_some();
+                    if deleting {
+                        return Error::new(
+                            strata_core::ErrorKind::Conflict,
+                            format!(
+                                "bot {:?} was deleted and its data is still being removed; its id can be used again once that ends",
+                                id.as_str()
+                            ),
+                        )
+                        .with_code("bot_deleting");
+                    }
+                    relabel(e, || not_found("bot", id.as_str()), || Error::already_exists(format!("bot {:?}", id.as_str())))
+                })?
                 .ok_or_else(|| Error::internal("insert returned no row"))
             })
             .await
     }
 
     async fn get_bot(&self, id: &BotId) -> Result<Bot> {
+        let i = id.to_string();
         self.db
-            .read(|c| {
+            .read(move |c| {
                 one(
                     c,
-                    "SELECT * FROM bots WHERE id = ?1",
-                    [id.as_str()],
+                    "SELECT * FROM bots WHERE id = ?1 AND deleted_at IS NULL",
+                    [i],
                     bot_row,
                 )
-            })?
+            })
+            .await?
             .ok_or_else(|| not_found("bot", id.as_str()))
     }
 
     async fn list_bots(&self, page: &PageRequest) -> Result<Page<Bot>> {
-        let rows = self.db.read(|c| {
-            all(
-                c,
-                "SELECT * FROM bots WHERE id > ?1 ORDER BY id LIMIT ?2",
-                params![cursor_key(page), fetch_limit(page)],
-                bot_row,
-            )
-        })?;
+        let (cursor, fetch) = (cursor_key(page), fetch_limit(page));
+        let rows = self
+            .db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT * FROM bots WHERE deleted_at IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
+                    params![cursor, fetch],
+                    bot_row,
+                )
+            })
+            .await?;
         Ok(Page::from_overfetch(rows, page.limit, |b| b.id.to_string()))
     }
 
@@ -380,7 +406,7 @@ impl BotStore for SqliteRecords {
             .write(move |c| {
                 one(
                     c,
-                    "UPDATE bots SET name = ?1, updated_at = ?2 WHERE id = ?3 RETURNING *",
+                    "UPDATE bots SET name = ?1, updated_at = ?2 WHERE id = ?3 AND deleted_at IS NULL RETURNING *",
                     params![name, now_ms(), id.as_str()],
                     bot_row,
                 )?
@@ -393,17 +419,131 @@ impl BotStore for SqliteRecords {
         let id = id.clone();
         self.db
             .write(move |c| {
-                // Children keyed by (bot_id, …) go first; the rest cascade.
-                for table in ["messages", "conversations", "sessions", "users"] {
-                    exec(
-                        c,
-                        &format!("DELETE FROM {table} WHERE bot_id = ?1"),
-                        [id.as_str()],
-                    )?;
-                }
-                if exec(c, "DELETE FROM bots WHERE id = ?1", [id.as_str()])? == 0 {
+                let now = now_ms();
+                if exec(
+                    c,
+                    "UPDATE bots SET deleted_at = ?2, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
+                    params![id.as_str(), now],
+                )? == 0
+                {
                     return Err(not_found("bot", id.as_str()));
                 }
+                // Its keys stop working in the same transaction.
+                exec(
+                    c,
+                    "UPDATE api_keys SET revoked_at = ?2 WHERE bot_id = ?1 AND revoked_at IS NULL",
+                    params![id.as_str(), now],
+                )?;
+                exec(
+                    c,
+                    "INSERT INTO bot_purges (bot_id, queued_at) VALUES (?1, ?2) ON CONFLICT (bot_id) DO NOTHING",
+                    params![id.as_str(), now],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn bots_to_purge(&self) -> Result<Vec<(BotId, Timestamp)>> {
+        let rows: Vec<(String, i64)> = self
+            .db
+            .read(|c| {
+                all(
+                    c,
+                    "SELECT p.bot_id, p.queued_at FROM bot_purges p JOIN bots b ON b.id = p.bot_id
+                     WHERE b.deleted_at IS NOT NULL ORDER BY p.queued_at, p.bot_id",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+            })
+            .await?;
+        rows.iter()
+            .map(|(s, at)| Ok((BotId::parse(s)?, Timestamp::from_millis(*at))))
+            .collect()
+    }
+
+    async fn purge_bot_rows(&self, id: &BotId) -> Result<()> {
+        // The large tables go in batches, each its own short transaction, so
+        // a big bot never holds the single writer for long; the bot row goes
+        // last and cascades to the rest (its purge row included).
+        const BATCH: i64 = 5000;
+        const TABLES: &[(&str, &str)] = &[
+            (
+                "messages",
+                "DELETE FROM messages WHERE (bot_id, conversation_id, seq) IN
+                 (SELECT bot_id, conversation_id, seq FROM messages WHERE bot_id = ?1 LIMIT ?2)",
+            ),
+            (
+                "tool_logs",
+                "DELETE FROM tool_logs WHERE rowid IN (SELECT rowid FROM tool_logs WHERE bot_id = ?1 LIMIT ?2)",
+            ),
+            (
+                "sessions",
+                "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE bot_id = ?1 LIMIT ?2)",
+            ),
+            (
+                "conversations",
+                "DELETE FROM conversations WHERE rowid IN (SELECT rowid FROM conversations WHERE bot_id = ?1 LIMIT ?2)",
+            ),
+            (
+                "users",
+                "DELETE FROM users WHERE rowid IN (SELECT rowid FROM users WHERE bot_id = ?1 LIMIT ?2)",
+            ),
+        ];
+        let b = id.to_string();
+        let live: bool = {
+            let b = b.clone();
+            self.db
+                .read(move |c| {
+                    Ok(one(
+                        c,
+                        "SELECT 1 FROM bots WHERE id = ?1 AND deleted_at IS NULL",
+                        [b],
+                        |r| r.get::<_, i64>(0),
+                    )?
+                    .is_some())
+                })
+                .await?
+        };
+        if live {
+            return Err(Error::new(
+                strata_core::ErrorKind::Conflict,
+                format!("bot {b:?} is live; only a deleted bot is purged"),
+            ));
+        }
+        for (_, sql) in TABLES {
+            loop {
+                let (b, sql) = (b.clone(), *sql);
+                let n = self
+                    .db
+                    .write(move |c| exec(c, sql, params![b, BATCH]))
+                    .await?;
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "DELETE FROM bots WHERE id = ?1 AND deleted_at IS NOT NULL",
+                    [b.as_str()],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn bot_purge_failed(&self, id: &BotId, error: &str) -> Result<()> {
+        let (b, e) = (id.to_string(), error.to_owned());
+        self.db
+            .write(move |c| {
+                exec(
+                    c,
+                    "UPDATE bot_purges SET attempts = attempts + 1, last_error = ?2 WHERE bot_id = ?1",
+                    params![b, e],
+                )?;
                 Ok(())
             })
             .await
@@ -430,18 +570,21 @@ impl KeyStore for SqliteRecords {
     }
 
     async fn find_key(&self, key_id: &str) -> Result<Option<StoredKey>> {
-        self.db.read(|c| {
-            one(c, "SELECT * FROM api_keys WHERE id = ?1", [key_id], |r| {
-                Ok(StoredKey {
-                    key: key_row(r)?,
-                    secret_hash: r.get("secret_hash")?,
+        let key_id = key_id.to_owned();
+        self.db
+            .read(move |c| {
+                one(c, "SELECT * FROM api_keys WHERE id = ?1", [key_id], |r| {
+                    Ok(StoredKey {
+                        key: key_row(r)?,
+                        secret_hash: r.get("secret_hash")?,
+                    })
                 })
             })
-        })
+            .await
     }
 
     async fn list_keys(&self, bot: &BotId, page: &PageRequest) -> Result<Page<ApiKey>> {
-        list_by_id(&self.db, "api_keys", bot, page, key_row, |k| k.id.clone())
+        list_by_id(&self.db, "api_keys", bot, page, key_row, |k| k.id.clone()).await
     }
 
     async fn revoke_key(&self, bot: &BotId, key_id: &str) -> Result<ApiKey> {
@@ -484,11 +627,11 @@ impl UserStore for SqliteRecords {
     }
 
     async fn get_user(&self, bot: &BotId, id: &str) -> Result<User> {
-        get_by_id(&self.db, "users", "user", bot, id, user_row)
+        get_by_id(&self.db, "users", "user", bot, id, user_row).await
     }
 
     async fn list_users(&self, bot: &BotId, page: &PageRequest) -> Result<Page<User>> {
-        list_by_id(&self.db, "users", bot, page, user_row, |u| u.id.clone())
+        list_by_id(&self.db, "users", bot, page, user_row, |u| u.id.clone()).await
     }
 
     async fn update_user(&self, bot: &BotId, id: &str, patch: &UserPatch) -> Result<User> {
@@ -545,15 +688,17 @@ impl SessionStore for SqliteRecords {
     }
 
     async fn get_session(&self, bot: &BotId, id: &str, now: Timestamp) -> Result<Session> {
+        let (b, i) = (bot.to_string(), id.to_owned());
         self.db
-            .read(|c| {
+            .read(move |c| {
                 one(
                     c,
                     "SELECT * FROM sessions WHERE bot_id = ?1 AND id = ?2 AND revoked_at IS NULL AND expires_at > ?3",
-                    params![bot.as_str(), id, now.as_millis()],
+                    params![b, i, now.as_millis()],
                     session_row,
                 )
-            })?
+            })
+            .await?
             .ok_or_else(|| not_found("session", id))
     }
 
@@ -576,6 +721,21 @@ impl SessionStore for SqliteRecords {
                 .ok_or_else(|| Error::not_found("session (expired, revoked or unknown token)"))
             })
             .await
+    }
+
+    async fn peek_session(&self, bot: &BotId, token_hash: &str, now: Timestamp) -> Result<Session> {
+        let (bot, hash) = (bot.to_string(), token_hash.to_owned());
+        self.db
+            .read(move |c| {
+                one(
+                    c,
+                    "SELECT * FROM sessions WHERE bot_id = ?1 AND token_hash = ?2 AND revoked_at IS NULL AND expires_at > ?3",
+                    params![bot, hash, now.as_millis()],
+                    session_row,
+                )
+            })
+            .await?
+            .ok_or_else(|| Error::not_found("session (expired, revoked or unknown token)"))
     }
 
     async fn update_session_state(
@@ -618,14 +778,17 @@ impl SessionStore for SqliteRecords {
     }
 
     async fn session_token_hashes(&self, bot: &BotId, user_id: &str) -> Result<Vec<String>> {
-        self.db.read(|c| {
-            all(
-                c,
-                "SELECT token_hash FROM sessions WHERE bot_id = ?1 AND user_id = ?2",
-                params![bot.as_str(), user_id],
-                |r| r.get(0),
-            )
-        })
+        let (b, u) = (bot.to_string(), user_id.to_owned());
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT token_hash FROM sessions WHERE bot_id = ?1 AND user_id = ?2",
+                    params![b, u],
+                    |r| r.get(0),
+                )
+            })
+            .await
     }
 }
 
@@ -671,6 +834,7 @@ impl ConversationStore for SqliteRecords {
             id,
             conversation_row,
         )
+        .await
     }
 
     async fn list_conversations(
@@ -679,14 +843,23 @@ impl ConversationStore for SqliteRecords {
         user_id: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<Conversation>> {
-        let rows = self.db.read(|c| {
-            all(
-                c,
-                "SELECT * FROM conversations WHERE bot_id = ?1 AND (?2 IS NULL OR user_id = ?2) AND id > ?3 ORDER BY id LIMIT ?4",
-                params![bot.as_str(), user_id, cursor_key(page), fetch_limit(page)],
-                conversation_row,
-            )
-        })?;
+        let (b, u, cursor, fetch) = (
+            bot.to_string(),
+            user_id.map(str::to_owned),
+            cursor_key(page),
+            fetch_limit(page),
+        );
+        let rows = self
+            .db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT * FROM conversations WHERE bot_id = ?1 AND (?2 IS NULL OR user_id = ?2) AND id > ?3 ORDER BY id LIMIT ?4",
+                    params![b, u, cursor, fetch],
+                    conversation_row,
+                )
+            })
+            .await?;
         Ok(Page::from_overfetch(rows, page.limit, |c| c.id.clone()))
     }
 
@@ -811,14 +984,21 @@ impl ConversationStore for SqliteRecords {
         range: &MessageRange,
     ) -> Result<(Vec<Message>, bool)> {
         let limit = i64::from(range.limit) + 1;
-        let mut messages = self.db.read(|c| {
-            let rows = match range.before_seq {
+        let (b, cv, after_seq, before_seq) = (
+            bot.to_string(),
+            conv.to_owned(),
+            range.after_seq,
+            range.before_seq,
+        );
+        let mut messages = self.db.read(move |c| {
+            let (bot, conv) = (b.as_str(), cv.as_str());
+            let rows = match before_seq {
                 None => all(
                     c,
                     &format!(
                         "SELECT {MESSAGE_COLS} FROM messages WHERE bot_id = ?1 AND conversation_id = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4"
                     ),
-                    params![bot.as_str(), conv, range.after_seq, limit],
+                    params![bot, conv, after_seq, limit],
                     message_row,
                 )?,
                 Some(before) => all(
@@ -827,13 +1007,13 @@ impl ConversationStore for SqliteRecords {
                         "SELECT {MESSAGE_COLS} FROM messages WHERE bot_id = ?1 AND conversation_id = ?2 AND seq > ?3 AND seq < ?4 \
                          ORDER BY seq DESC LIMIT ?5"
                     ),
-                    params![bot.as_str(), conv, range.after_seq, before, limit],
+                    params![bot, conv, after_seq, before, limit],
                     message_row,
                 )?,
             };
             // An empty page is only valid for a conversation that exists.
             if rows.is_empty()
-                && one(c, "SELECT 1 FROM conversations WHERE bot_id = ?1 AND id = ?2", params![bot.as_str(), conv], |r| {
+                && one(c, "SELECT 1 FROM conversations WHERE bot_id = ?1 AND id = ?2", params![bot, conv], |r| {
                     r.get::<_, i64>(0)
                 })?
                 .is_none()
@@ -841,7 +1021,7 @@ impl ConversationStore for SqliteRecords {
                 return Err(not_found("conversation", conv));
             }
             Ok(rows)
-        })?;
+        }).await?;
         let more = messages.len() > range.limit as usize;
         messages.truncate(range.limit as usize);
         if range.before_seq.is_some() {
@@ -900,11 +1080,11 @@ impl PresetStore for SqliteRecords {
     }
 
     async fn get_preset(&self, bot: &BotId, id: &str) -> Result<Preset> {
-        get_by_id(&self.db, "presets", "preset", bot, id, preset_row)
+        get_by_id(&self.db, "presets", "preset", bot, id, preset_row).await
     }
 
     async fn list_presets(&self, bot: &BotId, page: &PageRequest) -> Result<Page<Preset>> {
-        list_by_id(&self.db, "presets", bot, page, preset_row, |p| p.id.clone())
+        list_by_id(&self.db, "presets", bot, page, preset_row, |p| p.id.clone()).await
     }
 
     async fn replace_preset(&self, bot: &BotId, id: &str, p: &PresetFields) -> Result<Preset> {
@@ -954,11 +1134,11 @@ impl GroupStore for SqliteRecords {
     }
 
     async fn get_group(&self, bot: &BotId, id: &str) -> Result<Group> {
-        get_by_id(&self.db, "groups", "group", bot, id, group_row)
+        get_by_id(&self.db, "groups", "group", bot, id, group_row).await
     }
 
     async fn list_groups(&self, bot: &BotId, page: &PageRequest) -> Result<Page<Group>> {
-        list_by_id(&self.db, "groups", bot, page, group_row, |g| g.id.clone())
+        list_by_id(&self.db, "groups", bot, page, group_row, |g| g.id.clone()).await
     }
 
     async fn replace_group(&self, bot: &BotId, id: &str, g: &GroupFields) -> Result<Group> {
@@ -1015,14 +1195,23 @@ impl ToolLogStore for SqliteRecords {
         conversation_id: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<ToolLog>> {
-        let rows = self.db.read(|c| {
-            all(
-                c,
-                "SELECT * FROM tool_logs WHERE bot_id = ?1 AND (?2 IS NULL OR conversation_id = ?2) AND id > ?3 ORDER BY id LIMIT ?4",
-                params![bot.as_str(), conversation_id, cursor_key(page), fetch_limit(page)],
-                tool_log_row,
-            )
-        })?;
+        let (b, cv, cursor, fetch) = (
+            bot.to_string(),
+            conversation_id.map(str::to_owned),
+            cursor_key(page),
+            fetch_limit(page),
+        );
+        let rows = self
+            .db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT * FROM tool_logs WHERE bot_id = ?1 AND (?2 IS NULL OR conversation_id = ?2) AND id > ?3 ORDER BY id LIMIT ?4",
+                    params![b, cv, cursor, fetch],
+                    tool_log_row,
+                )
+            })
+            .await?;
         Ok(Page::from_overfetch(rows, page.limit, |l| l.id.clone()))
     }
 }
@@ -1046,14 +1235,18 @@ fn write_config(c: &Connection, bot: &BotId, config: &BTreeMap<String, Value>) -
 #[async_trait]
 impl ConfigStore for SqliteRecords {
     async fn get_config(&self, bot: &BotId) -> Result<BTreeMap<String, Value>> {
-        let rows = self.db.read(|c| {
-            all(
-                c,
-                "SELECT name, value FROM bot_config WHERE bot_id = ?1 ORDER BY name",
-                [bot.as_str()],
-                |r| Ok((r.get::<_, String>(0)?, json(r, "value")?)),
-            )
-        })?;
+        let b = bot.to_string();
+        let rows = self
+            .db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT name, value FROM bot_config WHERE bot_id = ?1 ORDER BY name",
+                    [b],
+                    |r| Ok((r.get::<_, String>(0)?, json(r, "value")?)),
+                )
+            })
+            .await?;
         Ok(rows.into_iter().collect())
     }
 
@@ -1077,15 +1270,17 @@ impl ConfigStore for SqliteRecords {
     }
 
     async fn get_config_value(&self, bot: &BotId, name: &str) -> Result<Value> {
+        let (b, n) = (bot.to_string(), name.to_owned());
         self.db
-            .read(|c| {
+            .read(move |c| {
                 one(
                     c,
                     "SELECT value FROM bot_config WHERE bot_id = ?1 AND name = ?2",
-                    params![bot.as_str(), name],
+                    params![b, n],
                     |r| json(r, "value"),
                 )
-            })?
+            })
+            .await?
             .ok_or_else(|| not_found("setting", name))
     }
 
@@ -1147,15 +1342,22 @@ impl AuditLog for SqliteRecords {
         bot: Option<&BotId>,
         page: &PageRequest,
     ) -> Result<Page<AuditEvent>> {
-        let bot = bot.map(|b| b.as_str());
-        let rows = self.db.read(|c| {
-            all(
-                c,
-                "SELECT * FROM audit_events WHERE (?1 IS NULL OR bot_id = ?1) AND id > ?2 ORDER BY id LIMIT ?3",
-                params![bot, cursor_key(page), fetch_limit(page)],
-                audit_row,
-            )
-        })?;
+        let (bot, cursor, fetch) = (
+            bot.map(|b| b.to_string()),
+            cursor_key(page),
+            fetch_limit(page),
+        );
+        let rows = self
+            .db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT * FROM audit_events WHERE (?1 IS NULL OR bot_id = ?1) AND id > ?2 ORDER BY id LIMIT ?3",
+                    params![bot, cursor, fetch],
+                    audit_row,
+                )
+            })
+            .await?;
         Ok(Page::from_overfetch(rows, page.limit, |a| a.id.clone()))
     }
 }
@@ -1163,14 +1365,17 @@ impl AuditLog for SqliteRecords {
 #[async_trait]
 impl MetaStore for SqliteRecords {
     async fn get_meta(&self, key: &str) -> Result<Option<String>> {
-        self.db.read(|c| {
-            one(
-                c,
-                "SELECT value FROM server_meta WHERE key = ?1",
-                [key],
-                |r| r.get(0),
-            )
-        })
+        let key = key.to_owned();
+        self.db
+            .read(move |c| {
+                one(
+                    c,
+                    "SELECT value FROM server_meta WHERE key = ?1",
+                    [key],
+                    |r| r.get(0),
+                )
+            })
+            .await
     }
 
     async fn set_meta_if_absent(&self, key: &str, value: &str) -> Result<String> {
@@ -1193,8 +1398,11 @@ impl RecordStore for SqliteRecords {
 
     async fn ping(&self) -> Result<()> {
         self.db
-            .read(|c| one(c, "SELECT 1", [], |r| r.get::<_, i64>(0)))?;
-        Ok(())
+            .read(|c| one(c, "SELECT 1", [], |r| r.get::<_, i64>(0)))
+            .await?;
+        // Answering reads is not enough: readiness also says whether the
+        // database can write (disk full, a failed last write).
+        self.db.write_health().await
     }
 
     async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64> {
