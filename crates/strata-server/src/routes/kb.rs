@@ -108,16 +108,20 @@ pub(crate) enum KbFusion {
 
 /// Which documents a knowledge-base search looks at.
 #[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub(crate) struct KbFilter {
     /// Only documents whose key starts with this (relative to the bot's
     /// `.gbkb/` folder, or a full drive key).
-    key_prefix: Option<String>,
+    #[serde(default)]
+    key_prefix: String,
     /// Only documents of this detected content type.
-    content_type: Option<String>,
+    #[serde(default)]
+    content_type: String,
     /// A filter over the document metadata (`key`, `name`, `ext`, `dirs`,
     /// `content_type`, `size`, `title`).
-    metadata: Option<super::vectors::VectorFilter>,
+    #[serde(default)]
+    metadata: super::vectors::VectorFilter,
 }
 
 /// One result.
