@@ -395,7 +395,9 @@ impl BotScope {
             check_object("metadata", &m.metadata)?;
             if let Some(k) = &m.idempotency_key {
                 if k.is_empty() || k.chars().count() > 255 {
-                    return Err(Error::invalid("idempotency_key must be 1 to 255 characters"));
+                    return Err(Error::invalid(
+                        "idempotency_key must be 1 to 255 characters",
+                    ));
                 }
             }
         }

@@ -89,7 +89,9 @@ pub struct ExportedPoint {
 }
 
 impl ExportedPoint {
-    /// The upsert of this point at `now`; `None` when it has expired.
+    /// The upsert of this point at `now`; `None` when it has expired. An
+    /// expiry further ahead than the longest TTL (ten years) is brought
+    /// down to it: any RFC 3339 time is a valid `expires_at`.
     pub fn into_input(self, now: Timestamp) -> Option<PointInput> {
         let ttl_seconds = match self.expires_at {
             None => None,
@@ -98,7 +100,8 @@ impl ExportedPoint {
                 if left_ms <= 0 {
                     return None;
                 }
-                Some((left_ms + 999) / 1000)
+                let max = strata_core::kv::MAX_TTL.as_secs() as i64;
+                Some(((left_ms + 999) / 1000).min(max))
             }
         };
         Some(PointInput {

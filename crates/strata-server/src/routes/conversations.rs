@@ -25,7 +25,10 @@ pub(crate) struct CreateConversation {
     #[schema(min_length = 1)]
     user_id: String,
     /// 1 to 1000 characters, not blank, no control characters.
-    #[schema(max_length = 1000, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$")]
+    #[schema(
+        max_length = 1000,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     title: Option<String>,
     /// Free-form JSON object.
     #[schema(value_type = Option<Object>)]
@@ -35,7 +38,10 @@ pub(crate) struct CreateConversation {
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct UpdateConversation {
     /// 1 to 1000 characters, not blank, no control characters.
-    #[schema(max_length = 1000, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$")]
+    #[schema(
+        max_length = 1000,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     title: Option<String>,
     /// Free-form JSON object; replaces the metadata.
     #[schema(value_type = Option<Object>)]
@@ -183,7 +189,9 @@ pub(crate) enum AppendBody {
 /// The single message's fields, named when a batch body carries one.
 const ONE_MESSAGE_FIELDS: [&str; 4] = ["role", "content", "metadata", "idempotency_key"];
 
-fn from_json<T: serde::de::DeserializeOwned>(v: serde_json::Map<String, Value>) -> strata::Result<T> {
+fn from_json<T: serde::de::DeserializeOwned>(
+    v: serde_json::Map<String, Value>,
+) -> strata::Result<T> {
     serde_json::from_value(Value::Object(v))
         .map_err(|e| strata::Error::invalid(format!("Failed to deserialize the JSON body: {e}")))
 }
@@ -270,7 +278,10 @@ pub(crate) async fn append_messages(
 ) -> ApiResult<Response> {
     let batch = body.contains_key("messages");
     let messages = if batch {
-        if body.keys().any(|k| ONE_MESSAGE_FIELDS.contains(&k.as_str())) {
+        if body
+            .keys()
+            .any(|k| ONE_MESSAGE_FIELDS.contains(&k.as_str()))
+        {
             return Err(ApiError(strata::Error::invalid(
                 "send either one message (role, content) or {messages: [...]}, not both",
             )));

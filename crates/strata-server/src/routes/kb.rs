@@ -60,7 +60,10 @@ pub(crate) struct DocumentList {
 #[serde(deny_unknown_fields)]
 pub(crate) struct KbSearchBody {
     /// The question or keywords: not blank, at most 4096 bytes of UTF-8.
-    #[schema(max_length = 4096, pattern = "^[\\s\\S]*[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][\\s\\S]*$")]
+    #[schema(
+        max_length = 4096,
+        pattern = "^[\\s\\S]*[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][\\s\\S]*$"
+    )]
     query: String,
     /// `hybrid` (default), `dense` or `keyword`. Dense and hybrid need an
     /// embedder (`no_embedder` otherwise).

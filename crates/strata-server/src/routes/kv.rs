@@ -148,7 +148,9 @@ pub(crate) struct SetOp {
     #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]+$")]
     key: String,
     /// The value, standard base64 with padding.
-    #[schema(pattern = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$")]
+    #[schema(
+        pattern = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
+    )]
     value_base64: String,
     /// The key expires this many seconds after the write: 1 to 315360000.
     #[schema(minimum = 1, maximum = 315360000)]
@@ -242,7 +244,11 @@ pub(crate) async fn batch(
     // only what fails while applying.
     for (i, op) in ops.iter().enumerate() {
         op.validate().map_err(|e| {
-            let code = if e.code() == "invalid_key" { "invalid_key" } else { "invalid_input" };
+            let code = if e.code() == "invalid_key" {
+                "invalid_key"
+            } else {
+                "invalid_input"
+            };
             Error::invalid(format!("ops[{i}]: {}", e.message())).with_code(code)
         })?;
     }

@@ -15,7 +15,10 @@ use crate::extract::{Json, ReadScope, WriteScope};
 pub(crate) struct MemorySearchBody {
     /// What to look for, in natural language: not blank, at most 4096 bytes
     /// of UTF-8.
-    #[schema(max_length = 4096, pattern = "^[\\s\\S]*[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][\\s\\S]*$")]
+    #[schema(
+        max_length = 4096,
+        pattern = "^[\\s\\S]*[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][\\s\\S]*$"
+    )]
     query: String,
     /// How many messages, 1 to 100 (default 5).
     #[schema(minimum = 1, maximum = 100)]

@@ -55,7 +55,9 @@ pub(crate) struct PointIdDoc;
 
 impl utoipa::PartialSchema for PointIdDoc {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+        use utoipa::openapi::schema::{
+            KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+        };
         OneOfBuilder::new()
             .description(Some(
                 "An unsigned 64-bit integer, or a string of 1 to 256 characters without control characters",
@@ -156,7 +158,10 @@ pub(crate) enum IndexType {
 pub(crate) struct ImportIndex {
     /// A payload key, dotted for nested objects: 1 to 255 characters, no empty
     /// segment, no control characters.
-    #[schema(max_length = 255, pattern = "^[^.\\x00-\\x1f\\x7f-\\x9f]+(\\.[^.\\x00-\\x1f\\x7f-\\x9f]+)*$")]
+    #[schema(
+        max_length = 255,
+        pattern = "^[^.\\x00-\\x1f\\x7f-\\x9f]+(\\.[^.\\x00-\\x1f\\x7f-\\x9f]+)*$"
+    )]
     field: String,
     #[serde(rename = "type")]
     field_type: IndexType,
@@ -202,7 +207,9 @@ pub(crate) struct ImportPoint {
     /// A JSON object (or null: none).
     #[schema(value_type = Option<Object>)]
     payload: Option<Value>,
-    /// When the point expires (RFC 3339); points already expired are left out.
+    /// When the point expires (RFC 3339); points already expired are left
+    /// out, and an expiry more than ten years ahead (the longest TTL) is
+    /// brought down to ten years.
     #[schema(format = DateTime, pattern = "^(?:\\d{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)|(?:\\d\\d(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)[Tt](?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,9})?(?:[Zz]|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)$")]
     expires_at: Option<String>,
 }
@@ -636,7 +643,10 @@ pub(crate) struct PointCount {
 pub(crate) struct IndexBody {
     /// A payload key, dotted for nested objects (`meta.lang`): 1 to 255
     /// characters, no empty segment, no control characters.
-    #[schema(max_length = 255, pattern = "^[^.\\x00-\\x1f\\x7f-\\x9f]+(\\.[^.\\x00-\\x1f\\x7f-\\x9f]+)*$")]
+    #[schema(
+        max_length = 255,
+        pattern = "^[^.\\x00-\\x1f\\x7f-\\x9f]+(\\.[^.\\x00-\\x1f\\x7f-\\x9f]+)*$"
+    )]
     field: String,
     /// `keyword`, `integer`, `float`, `datetime` or `bool`.
     #[serde(rename = "type")]
