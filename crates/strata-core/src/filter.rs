@@ -63,7 +63,7 @@ pub enum Condition {
 pub const MAX_DEPTH: usize = 16;
 /// Most conditions in one filter, nested ones included.
 pub const MAX_CONDITIONS: usize = 1024;
-/// Longest key, in characters.
+/// Longest key, in bytes.
 pub const MAX_KEY_LEN: usize = 256;
 
 fn filter_error(path: &str, msg: impl fmt::Display) -> Error {
@@ -240,10 +240,10 @@ fn parse_key(v: &Value, path: &str) -> Result<String> {
     if key.is_empty() {
         return Err(filter_error(path, "the key must not be empty"));
     }
-    if key.chars().count() > MAX_KEY_LEN {
+    if key.len() > MAX_KEY_LEN {
         return Err(filter_error(
             path,
-            format_args!("the key is longer than {MAX_KEY_LEN} characters"),
+            format_args!("the key is longer than {MAX_KEY_LEN} bytes"),
         ));
     }
     if key.split('.').any(str::is_empty) {

@@ -86,9 +86,9 @@ fn integralize(v: &mut serde_json::Value) -> bool {
                 return false;
             }
             // Exact: the float is an integer below 2^64 in magnitude.
-            let int = if f >= 0.0 && f < 18_446_744_073_709_551_616.0 {
+            let int = if (0.0..18_446_744_073_709_551_616.0).contains(&f) {
                 Some(Value::from(f as u64))
-            } else if f < 0.0 && f >= -9_223_372_036_854_775_808.0 {
+            } else if (-9_223_372_036_854_775_808.0..0.0).contains(&f) {
                 Some(Value::from(f as i64))
             } else {
                 None
