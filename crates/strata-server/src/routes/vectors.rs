@@ -318,7 +318,7 @@ pub(crate) struct NestedFilter {
 }
 
 /// A payload key, dotted for nested objects (`meta.lang`): at most 256
-/// bytes, no empty segment.
+/// characters, no empty segment.
 pub(crate) struct FilterKey;
 
 impl utoipa::PartialSchema for FilterKey {
@@ -327,7 +327,7 @@ impl utoipa::PartialSchema for FilterKey {
         ObjectBuilder::new()
             .schema_type(Type::String)
             .description(Some(
-                "A payload key, dotted for nested objects (`meta.lang`): at most 256 bytes of UTF-8, no empty segment",
+                "A payload key, dotted for nested objects (`meta.lang`): at most 256 characters, no empty segment",
             ))
             .max_length(Some(256))
             .pattern(Some("^[^.]+(\\.[^.]+)*$"))
