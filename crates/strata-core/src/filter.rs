@@ -63,7 +63,7 @@ pub enum Condition {
 pub const MAX_DEPTH: usize = 16;
 /// Most conditions in one filter, nested ones included.
 pub const MAX_CONDITIONS: usize = 1024;
-/// Longest key, in bytes.
+/// Longest key, in characters (what the API document's `maxLength` counts).
 pub const MAX_KEY_LEN: usize = 256;
 
 fn filter_error(path: &str, msg: impl fmt::Display) -> Error {
@@ -240,10 +240,10 @@ fn parse_key(v: &Value, path: &str) -> Result<String> {
     if key.is_empty() {
         return Err(filter_error(path, "the key must not be empty"));
     }
-    if key.len() > MAX_KEY_LEN {
+    if key.chars().count() > MAX_KEY_LEN {
         return Err(filter_error(
             path,
-            format_args!("the key is longer than {MAX_KEY_LEN} bytes"),
+            format_args!("the key is longer than {MAX_KEY_LEN} characters"),
         ));
     }
     if key.split('.').any(str::is_empty) {
@@ -977,13 +977,16 @@ mod tests {
         );
         let ok = "k".repeat(MAX_KEY_LEN);
         parse(must(json!({"key": ok, "exists": true})));
-        // Multi-byte keys count bytes.
-        let wide = "é".repeat(129);
+        // Multi-byte keys count characters, as JSON Schema's maxLength does.
+        let wide = "é".repeat(MAX_KEY_LEN + 1);
         assert_err(
             must(json!({"key": wide, "exists": true})),
             "filter.must[0].key",
             "longer than 256",
         );
+        parse(must(
+            json!({"key": "é".repeat(MAX_KEY_LEN), "exists": true}),
+        ));
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub const MAX_DIMENSION: usize = 4096;
 pub const MAX_BATCH: usize = 10_000;
 /// Largest `k` of a search.
 pub const MAX_K: usize = 1_000;
-/// Longest string id, in bytes.
+/// Longest string id, in characters.
 pub const MAX_ID_LEN: usize = 256;
 /// The filter key that holds a point's ingestion time.
 pub const INGESTED_AT_KEY: &str = "_ingested_at";
@@ -321,9 +321,12 @@ impl PointId {
         match self {
             PointId::Num(_) => Ok(()),
             PointId::Str(s) => {
-                if s.is_empty() || s.len() > MAX_ID_LEN || s.chars().any(|c| c.is_control()) {
+                if s.is_empty()
+                    || s.chars().count() > MAX_ID_LEN
+                    || s.chars().any(|c| c.is_control())
+                {
                     Err(Error::invalid(format!(
-                        "point id {s:?} is invalid: use 1-{MAX_ID_LEN} bytes without control characters"
+                        "point id {s:?} is invalid: use 1-{MAX_ID_LEN} characters without control characters"
                     ))
                     .with_code("invalid_point_id"))
                 } else {

@@ -21,10 +21,89 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !json_content_type(req.headers()) {
+            return Err(problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as Content-Type: application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(bytes_rejection)?;
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(JsonRejection::JsonDataError(e)) => match from_integral_json(&bytes) {
+                Some(v) => Ok(Json(v)),
+                None => Err(json_rejection(JsonRejection::JsonDataError(e))),
+            },
             Err(rej) => Err(json_rejection(rej)),
         }
+    }
+}
+
+/// `application/json` or `application/<anything>+json`, as axum's own
+/// extractor accepts.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.split_once('/') {
+        Some(("application", sub)) => sub == "json" || sub.ends_with("+json"),
+        _ => false,
+    }
+}
+
+/// JSON Schema's `integer` admits `3.0` (a number with no fraction), so the
+/// API document's integers do too: a body that serde refused is read again
+/// with every integral float written as an integer. Only refused bodies pay
+/// for the second parse.
+pub fn from_integral_json<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    if !integralize(&mut v) {
+        return None;
+    }
+    serde_json::from_value(v).ok()
+}
+
+/// Rewrites integral floats that fit an `i64` or `u64` as integers; true
+/// when anything changed.
+fn integralize(v: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let Some(f) = n.as_f64() else { return false };
+            if f.fract() != 0.0 || !f.is_finite() {
+                return false;
+            }
+            // Exact: the float is an integer below 2^64 in magnitude.
+            let int = if (0.0..18_446_744_073_709_551_616.0).contains(&f) {
+                Some(Value::from(f as u64))
+            } else if (-9_223_372_036_854_775_808.0..0.0).contains(&f) {
+                Some(Value::from(f as i64))
+            } else {
+                None
+            };
+            match int {
+                Some(i) => {
+                    *v = i;
+                    true
+                }
+                None => false,
+            }
+        }
+        Value::Array(items) => items.iter_mut().fold(false, |c, x| integralize(x) | c),
+        Value::Object(map) => map.values_mut().fold(false, |c, x| integralize(x) | c),
+        _ => false,
     }
 }
 

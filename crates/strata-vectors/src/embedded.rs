@@ -687,10 +687,12 @@ impl VectorStore for EmbeddedVectors {
         field: &str,
         field_type: FieldType,
     ) -> Result<CollectionInfo> {
-        if field.is_empty() || field.len() > MAX_FIELD_LEN || field.chars().any(|c| c.is_control())
+        if field.is_empty()
+            || field.chars().count() > MAX_FIELD_LEN
+            || field.chars().any(|c| c.is_control())
         {
             return Err(Error::invalid(format!(
-                "index field {field:?} is invalid: use 1-{MAX_FIELD_LEN} bytes without control characters"
+                "index field {field:?} is invalid: use 1-{MAX_FIELD_LEN} characters without control characters"
             ))
             .with_code("invalid_field"));
         }

@@ -26,9 +26,11 @@ pub(crate) fn check_name<'a>(field: &str, s: &'a str) -> Result<&'a str> {
     check_text(field, s, 200)
 }
 
+/// Checks a text field: not blank, at most `max` characters as sent (the
+/// OpenAPI document's `maxLength`), no control characters; returns it trimmed.
 fn check_text<'a>(field: &str, s: &'a str, max: usize) -> Result<&'a str> {
     let t = s.trim();
-    if t.is_empty() || t.chars().count() > max || t.chars().any(|c| c.is_control()) {
+    if t.is_empty() || s.chars().count() > max || s.chars().any(|c| c.is_control()) {
         return Err(Error::invalid(format!(
             "{field} must be 1 to {max} characters without control characters"
         )));
@@ -265,7 +267,7 @@ impl BotScope {
     /// Finds the live session of `token` and slides its expiry.
     pub async fn resolve_session(&self, token: &str) -> Result<Session> {
         self.need(Role::Reader)?;
-        if token.is_empty() || token.len() > 256 {
+        if token.is_empty() || token.chars().count() > 256 {
             return Err(Error::invalid("token must be 1 to 256 characters"));
         }
         self.strata
@@ -403,8 +405,10 @@ impl BotScope {
         for m in &messages {
             check_object("metadata", &m.metadata)?;
             if let Some(k) = &m.idempotency_key {
-                if k.is_empty() || k.len() > 255 {
-                    return Err(Error::invalid("idempotency_key must be 1 to 255 bytes"));
+                if k.is_empty() || k.chars().count() > 255 {
+                    return Err(Error::invalid(
+                        "idempotency_key must be 1 to 255 characters",
+                    ));
                 }
             }
         }
@@ -569,9 +573,9 @@ impl BotScope {
     // ------------------------------------------------------------ config
 
     fn check_setting_name(name: &str) -> Result<()> {
-        if name.is_empty() || name.len() > 255 || name.chars().any(|c| c.is_control()) {
+        if name.is_empty() || name.chars().count() > 255 || name.chars().any(|c| c.is_control()) {
             return Err(Error::invalid(
-                "setting names must be 1 to 255 bytes without control characters",
+                "setting names must be 1 to 255 characters without control characters",
             ));
         }
         Ok(())

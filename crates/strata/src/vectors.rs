@@ -34,7 +34,7 @@ pub const MAX_SEARCH_BATCH: usize = 100;
 pub const IMPORT_BATCH: usize = 500;
 /// Points per page while exporting.
 pub const EXPORT_PAGE: usize = 256;
-/// Longest payload field name of an index, in bytes.
+/// Longest payload field name of an index, in characters.
 pub const MAX_FIELD_LEN: usize = 255;
 /// Largest `ef` of a search.
 pub const MAX_EF: usize = 4096;
@@ -85,7 +85,9 @@ pub struct ExportedPoint {
 }
 
 impl ExportedPoint {
-    /// The upsert of this point at `now`; `None` when it has expired.
+    /// The upsert of this point at `now`; `None` when it has expired. An
+    /// expiry further ahead than the longest TTL (ten years) is brought
+    /// down to it: any RFC 3339 time is a valid `expires_at`.
     pub fn into_input(self, now: Timestamp) -> Option<PointInput> {
         let ttl_seconds = match self.expires_at {
             None => None,
@@ -94,7 +96,8 @@ impl ExportedPoint {
                 if left_ms <= 0 {
                     return None;
                 }
-                Some((left_ms + 999) / 1000)
+                let max = strata_core::kv::MAX_TTL.as_secs() as i64;
+                Some(((left_ms + 999) / 1000).min(max))
             }
         };
         Some(PointInput {
@@ -338,12 +341,12 @@ fn check_search(r: &SearchRequest) -> Result<()> {
 
 fn check_field(field: &str) -> Result<()> {
     if field.is_empty()
-        || field.len() > MAX_FIELD_LEN
+        || field.chars().count() > MAX_FIELD_LEN
         || field.chars().any(|c| c.is_control())
         || field.split('.').any(str::is_empty)
     {
         return Err(Error::invalid(format!(
-            "field {field:?} is invalid: use 1-{MAX_FIELD_LEN} bytes of dot-separated names without control characters"
+            "field {field:?} is invalid: use 1-{MAX_FIELD_LEN} characters of dot-separated names without control characters"
         ))
         .with_code("invalid_field"));
     }

@@ -14,12 +14,23 @@ use crate::AppState;
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct CreateBot {
     /// Slug: `[a-z0-9][a-z0-9_-]{0,62}`.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")]
     id: String,
+    /// 1 to 200 characters, not blank, no control characters (stored trimmed).
+    #[schema(
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     name: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct UpdateBot {
+    /// 1 to 200 characters, not blank, no control characters (stored trimmed).
+    #[schema(
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     name: String,
 }
 
@@ -31,8 +42,14 @@ pub(crate) struct BotList {
 
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct CreateKey {
+    /// 1 to 200 characters, not blank, no control characters (stored trimmed).
+    #[schema(
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     name: String,
     /// `admin`, `writer` or `reader`.
+    #[schema(value_type = Role)]
     role: String,
 }
 
@@ -87,7 +104,7 @@ pub(crate) async fn list_bots(
 
 /// One bot.
 #[utoipa::path(get, path = "/v1/bots/{bot}", tag = "bots",
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = Bot)))]
 pub(crate) async fn get_bot(ReadScope(scope): ReadScope) -> ApiResult<Json<Bot>> {
     Ok(Json(scope.get_bot().await?))
@@ -95,7 +112,7 @@ pub(crate) async fn get_bot(ReadScope(scope): ReadScope) -> ApiResult<Json<Bot>>
 
 /// Rename a bot (bot admin).
 #[utoipa::path(patch, path = "/v1/bots/{bot}", tag = "bots", request_body = UpdateBot,
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = Bot)))]
 pub(crate) async fn update_bot(
     AdminScope(scope): AdminScope,
@@ -106,7 +123,7 @@ pub(crate) async fn update_bot(
 
 /// Delete a bot and all its data (global admin).
 #[utoipa::path(delete, path = "/v1/bots/{bot}", tag = "bots",
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = Deleted)))]
 pub(crate) async fn delete_bot(
     AdminScope(scope): AdminScope,
@@ -121,7 +138,7 @@ pub(crate) async fn delete_bot(
 
 /// Create an API key for the bot (bot admin). The key is shown only once.
 #[utoipa::path(post, path = "/v1/bots/{bot}/keys", tag = "bots", request_body = CreateKey,
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 201, body = CreatedKey)))]
 pub(crate) async fn create_key(
     AdminScope(scope): AdminScope,
@@ -143,7 +160,7 @@ pub(crate) async fn create_key(
 
 /// List the bot's keys, without secrets (bot admin).
 #[utoipa::path(get, path = "/v1/bots/{bot}/keys", tag = "bots",
-    params(("bot" = String, Path, description = "Bot id"), ListQuery),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ListQuery),
     responses((status = 200, body = KeyList)))]
 pub(crate) async fn list_keys(
     AdminScope(scope): AdminScope,
@@ -158,7 +175,7 @@ pub(crate) async fn list_keys(
 
 /// Revoke a key; it stops working at once (bot admin).
 #[utoipa::path(delete, path = "/v1/bots/{bot}/keys/{id}", tag = "bots",
-    params(("bot" = String, Path, description = "Bot id"), ("id" = String, Path, description = "Key id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "Key id")),
     responses((status = 200, body = ApiKey)))]
 pub(crate) async fn revoke_key(
     AdminScope(scope): AdminScope,
@@ -169,7 +186,7 @@ pub(crate) async fn revoke_key(
 
 /// The bot's audit log (bot admin).
 #[utoipa::path(get, path = "/v1/bots/{bot}/audit", tag = "bots",
-    params(("bot" = String, Path, description = "Bot id"), ListQuery),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ListQuery),
     responses((status = 200, body = AuditList)))]
 pub(crate) async fn list_audit(
     AdminScope(scope): AdminScope,

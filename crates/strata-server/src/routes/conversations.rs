@@ -18,17 +18,33 @@ use crate::AppState;
 
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct CreateConversation {
-    /// Optional client-chosen id; generated when absent.
+    /// Optional client-chosen id (1-128 of `A-Z a-z 0-9 _ - . :`); generated when absent.
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,128}$")]
     id: Option<String>,
+    /// An existing user of the bot.
+    #[schema(min_length = 1)]
     user_id: String,
+    /// 1 to 1000 characters, not blank, no control characters.
+    #[schema(
+        max_length = 1000,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     title: Option<String>,
     /// Free-form JSON object.
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct UpdateConversation {
+    /// 1 to 1000 characters, not blank, no control characters.
+    #[schema(
+        max_length = 1000,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     title: Option<String>,
+    /// Free-form JSON object; replaces the metadata.
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
@@ -43,13 +59,17 @@ pub(crate) struct ConversationList {
 pub(crate) struct ConversationQuery {
     /// Only this user's conversations.
     user_id: Option<String>,
+    /// `next_cursor` of the previous page (opaque, format `cursor`).
+    #[param(format = "cursor")]
     cursor: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
 /// Create a conversation for a user.
 #[utoipa::path(post, path = "/v1/bots/{bot}/conversations", tag = "conversations", request_body = CreateConversation,
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 201, body = Conversation)))]
 pub(crate) async fn create_conversation(
     WriteScope(scope): WriteScope,
@@ -68,7 +88,7 @@ pub(crate) async fn create_conversation(
 
 /// List conversations, optionally of one user.
 #[utoipa::path(get, path = "/v1/bots/{bot}/conversations", tag = "conversations",
-    params(("bot" = String, Path, description = "Bot id"), ConversationQuery),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ConversationQuery),
     responses((status = 200, body = ConversationList)))]
 pub(crate) async fn list_conversations(
     ReadScope(scope): ReadScope,
@@ -90,7 +110,7 @@ pub(crate) async fn list_conversations(
 
 /// One conversation.
 #[utoipa::path(get, path = "/v1/bots/{bot}/conversations/{conv}", tag = "conversations",
-    params(("bot" = String, Path, description = "Bot id"), ("conv" = String, Path, description = "Conversation id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("conv" = String, Path, description = "Conversation id")),
     responses((status = 200, body = Conversation)))]
 pub(crate) async fn get_conversation(
     ReadScope(scope): ReadScope,
@@ -101,7 +121,7 @@ pub(crate) async fn get_conversation(
 
 /// Update a conversation's title or metadata.
 #[utoipa::path(patch, path = "/v1/bots/{bot}/conversations/{conv}", tag = "conversations", request_body = UpdateConversation,
-    params(("bot" = String, Path, description = "Bot id"), ("conv" = String, Path, description = "Conversation id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("conv" = String, Path, description = "Conversation id")),
     responses((status = 200, body = Conversation)))]
 pub(crate) async fn update_conversation(
     WriteScope(scope): WriteScope,
@@ -117,7 +137,7 @@ pub(crate) async fn update_conversation(
 
 /// Delete a conversation with its messages.
 #[utoipa::path(delete, path = "/v1/bots/{bot}/conversations/{conv}", tag = "conversations",
-    params(("bot" = String, Path, description = "Bot id"), ("conv" = String, Path, description = "Conversation id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("conv" = String, Path, description = "Conversation id")),
     responses((status = 200, body = Deleted)))]
 pub(crate) async fn delete_conversation(
     WriteScope(scope): WriteScope,
@@ -131,24 +151,49 @@ pub(crate) async fn delete_conversation(
 
 /// One message to append.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct MessageIn {
     /// `system`, `user`, `assistant` or `tool`.
+    #[schema(value_type = MessageRole)]
     role: String,
     content: String,
     /// Free-form JSON object.
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
-    /// A repeated append with the same key returns the original message.
+    /// A repeated append with the same key returns the original message;
+    /// 1 to 255 characters.
+    #[schema(min_length = 1, max_length = 255)]
     idempotency_key: Option<String>,
 }
 
-/// Either one message (`role`, `content`, …) or `{messages: [...]}`.
+/// Several messages appended in one call, all or none.
 #[derive(Deserialize, ToSchema)]
-pub(crate) struct AppendBody {
-    role: Option<String>,
-    content: Option<String>,
-    metadata: Option<Value>,
-    idempotency_key: Option<String>,
-    messages: Option<Vec<MessageIn>>,
+#[serde(deny_unknown_fields)]
+pub(crate) struct MessageBatch {
+    /// 1 to 1000 messages, appended in this order.
+    #[schema(min_items = 1, max_items = 1000)]
+    messages: Vec<MessageIn>,
+}
+
+/// The body of an append: either one message (`role`, `content`, …) or
+/// `{messages: [...]}`, never both (a body with `messages` and any of the
+/// single message's fields is `invalid_input`).
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum AppendBody {
+    One(MessageIn),
+    Batch(MessageBatch),
+}
+
+/// The single message's fields, named when a batch body carries one.
+const ONE_MESSAGE_FIELDS: [&str; 4] = ["role", "content", "metadata", "idempotency_key"];
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    v: serde_json::Map<String, Value>,
+) -> strata::Result<T> {
+    serde_json::from_value(Value::Object(v))
+        .map_err(|e| strata::Error::invalid(format!("Failed to deserialize the JSON body: {e}")))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -174,14 +219,19 @@ pub(crate) struct AppendedMessages {
 #[into_params(parameter_in = Query)]
 pub(crate) struct MessagesQuery {
     /// Messages with `seq` greater than this (default 0).
+    #[param(minimum = 0)]
     after_seq: Option<i64>,
     /// Messages with `seq` less than this; returns the last `limit` of them.
+    #[param(minimum = 1)]
     before_seq: Option<i64>,
     /// `true`: the last `limit` messages of the conversation.
     latest: Option<bool>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (opaque, format `cursor`); instead
+    /// of `after_seq`.
+    #[param(format = "cursor")]
     cursor: Option<String>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -217,37 +267,32 @@ fn appended_out(a: strata::Appended) -> AppendedMessage {
 /// Append one message or a batch; `seq` is assigned gap-free. A body with
 /// `messages` answers `{messages: [...]}`, a single message answers itself.
 #[utoipa::path(post, path = "/v1/bots/{bot}/conversations/{conv}/messages", tag = "conversations", request_body = AppendBody,
-    params(("bot" = String, Path, description = "Bot id"), ("conv" = String, Path, description = "Conversation id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("conv" = String, Path, description = "Conversation id")),
     responses((status = 201, description = "Appended (or replayed: header `Idempotent-Replayed: true`). \
 A single message answers `AppendedMessage`; the `{messages: [...]}` form answers `AppendedMessages`.",
         content((AppendedMessage), (AppendedMessages)))))]
 pub(crate) async fn append_messages(
     WriteScope(scope): WriteScope,
     Path((_bot, conv)): Path<(String, String)>,
-    Json(b): Json<AppendBody>,
+    Json(body): Json<serde_json::Map<String, Value>>,
 ) -> ApiResult<Response> {
-    let batch = b.messages.is_some();
-    let messages = match (b.messages, b.role, b.content) {
-        (Some(list), None, None) => list
-            .into_iter()
-            .map(new_message)
-            .collect::<strata::Result<Vec<_>>>()?,
-        (None, Some(role), Some(content)) => vec![new_message(MessageIn {
-            role,
-            content,
-            metadata: b.metadata,
-            idempotency_key: b.idempotency_key,
-        })?],
-        (Some(_), _, _) => {
+    let batch = body.contains_key("messages");
+    let messages = if batch {
+        if body
+            .keys()
+            .any(|k| ONE_MESSAGE_FIELDS.contains(&k.as_str()))
+        {
             return Err(ApiError(strata::Error::invalid(
                 "send either one message (role, content) or {messages: [...]}, not both",
-            )))
+            )));
         }
-        _ => {
-            return Err(ApiError(strata::Error::invalid(
-                "role and content are required",
-            )))
-        }
+        let b: MessageBatch = from_json(body)?;
+        b.messages
+            .into_iter()
+            .map(new_message)
+            .collect::<strata::Result<Vec<_>>>()?
+    } else {
+        vec![new_message(from_json(body)?)?]
     };
     let appended = scope.append_messages(&conv, messages).await?;
     let all_replayed = appended.iter().all(|a| a.replayed);
@@ -281,7 +326,7 @@ pub(crate) async fn append_messages(
 /// Served from an in-memory cache of serialised responses while the
 /// conversation's history version is unchanged (see `strata::HistoryVersion`).
 #[utoipa::path(get, path = "/v1/bots/{bot}/conversations/{conv}/messages", tag = "conversations",
-    params(("bot" = String, Path, description = "Bot id"), ("conv" = String, Path, description = "Conversation id"), MessagesQuery),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("conv" = String, Path, description = "Conversation id"), MessagesQuery),
     responses((status = 200, body = MessageList)))]
 pub(crate) async fn list_messages(
     State(state): State<AppState>,

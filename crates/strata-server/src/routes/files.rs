@@ -119,6 +119,7 @@ fn meta_headers(h: &mut HeaderMap, m: &ObjectMeta) {
 #[into_params(parameter_in = Query)]
 pub(crate) struct FileQuery {
     /// Read this (possibly older) version instead of the current one.
+    #[param(minimum = 1)]
     version: Option<i64>,
     /// Present (`?versions`): answer the list of the file's versions instead
     /// of its body.
@@ -144,8 +145,10 @@ fn upload_stream(body: Body) -> ByteStream {
 /// `Content-Type` is kept). Uploading `<bot>.gbai/<bot>.gbot/config.csv`
 /// (bot admin) also loads its `name,value` rows into the bot's settings.
 #[utoipa::path(put, path = "/v1/bots/{bot}/files/{*key}", tag = "files",
-    params(("bot" = String, Path, description = "Bot id"), ("key" = String, Path, description = "File key; may contain '/'")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("key" = String, Path, description = "File key; may contain '/'. 1 to 1024 bytes of UTF-8: no leading '/', empty, '.' or '..' segments, backslashes or control characters", min_length = 1, max_length = 1024, pattern = "^(?:[^./\\\\\\x00-\\x1f\\x7f-\\x9f][^/\\\\\\x00-\\x1f\\x7f-\\x9f]*|\\.[^./\\\\\\x00-\\x1f\\x7f-\\x9f][^/\\\\\\x00-\\x1f\\x7f-\\x9f]*|\\.\\.[^/\\\\\\x00-\\x1f\\x7f-\\x9f]+)(?:/(?:[^./\\\\\\x00-\\x1f\\x7f-\\x9f][^/\\\\\\x00-\\x1f\\x7f-\\x9f]*|\\.[^./\\\\\\x00-\\x1f\\x7f-\\x9f][^/\\\\\\x00-\\x1f\\x7f-\\x9f]*|\\.\\.[^/\\\\\\x00-\\x1f\\x7f-\\x9f]+))*$")),
+    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream",
+        description = "The file's bytes, in any content type (kept as the file's `Content-Type`). \
+An empty or absent body stores an empty file, as S3 does."),
     responses((status = 201, description = "Stored as a new version", body = ObjectMeta),
         (status = 400, description = "Invalid key, content type or config.csv"),
         (status = 413, description = "Over STRATA_MAX_UPLOAD_BYTES; nothing stored")))]
@@ -236,8 +239,10 @@ async fn read_file(
 /// or 416 when the range is outside the file); `?version=N` reads an older
 /// version; `?versions` lists the versions instead.
 #[utoipa::path(get, path = "/v1/bots/{bot}/files/{*key}", tag = "files",
-    params(("bot" = String, Path, description = "Bot id"), ("key" = String, Path, description = "File key; may contain '/'"), FileQuery),
-    responses((status = 200, description = "The body, with Content-Type, ETag, Last-Modified, X-Strata-Version; or with ?versions the version list", content_type = "application/octet-stream", body = Vec<u8>),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("key" = String, Path, description = "File key; may contain '/'. 1 to 1024 bytes of UTF-8: no leading '/', empty, '.' or '..' segments, backslashes or control characters", min_length = 1, max_length = 1024, pattern = "^(?:[^./\\\\\\x00-\\x1f\\x7f-\\x9f][^/\\\\\\x00-\\x1f\\x7f-\\x9f]*|\\.[^./\\\\\\x00-\\x1f\\x7f-\\x9f][^/\\\\\\x00-\\x1f\\x7f-\\x9f]*|\\.\\.[^/\\\\\\x00-\\x1f\\x7f-\\x9f]+)(?:/(?:[^./\\\\\\x00-\\x1f\\x7f-\\x9f][^/\\\\\\x00-\\x1f\\x7f-\\x9f]*|\\.[^./\\\\\\x00-\\x1f\\x7f-\\x9f][^/\\\\\\x00-\\x1f\\x7f-\\x9f]*|\\.\\.[^/\\\\\\x00-\\x1f\\x7f-\\x9f]+))*$"), FileQuery),
+    responses((status = 200, description = "The body, in the file's own Content-Type, with ETag, \
+Last-Modified, X-Strata-Version; with `?versions`, the version list as JSON",
+            content((VersionList = "application/json"), (Vec<u8> = "*/*"))),
         (status = 206, description = "The requested byte range, with Content-Range"),
         (status = 416, description = "The range is outside the file")))]
 pub(crate) async fn get_file(
@@ -251,7 +256,7 @@ pub(crate) async fn get_file(
 
 /// A file's headers without its body.
 #[utoipa::path(head, path = "/v1/bots/{bot}/files/{*key}", tag = "files",
-    params(("bot" = String, Path, description = "Bot id"), ("key" = String, Path, description = "File key; may contain '/'"), FileQuery),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("key" = String, Path, description = "File key; may contain '/'. 1 to 1024 bytes of UTF-8: no leading '/', empty, '.' or '..' segments, backslashes or control characters", min_length = 1, max_length = 1024, pattern = "^(?:[^./\\\\\\x00-\\x1f\\x7f-\\x9f][^/\\\\\\x00-\\x1f\\x7f-\\x9f]*|\\.[^./\\\\\\x00-\\x1f\\x7f-\\x9f][^/\\\\\\x00-\\x1f\\x7f-\\x9f]*|\\.\\.[^/\\\\\\x00-\\x1f\\x7f-\\x9f]+)(?:/(?:[^./\\\\\\x00-\\x1f\\x7f-\\x9f][^/\\\\\\x00-\\x1f\\x7f-\\x9f]*|\\.[^./\\\\\\x00-\\x1f\\x7f-\\x9f][^/\\\\\\x00-\\x1f\\x7f-\\x9f]*|\\.\\.[^/\\\\\\x00-\\x1f\\x7f-\\x9f]+))*$"), FileQuery),
     responses((status = 200, description = "The file exists"), (status = 404, description = "No such file")))]
 pub(crate) async fn head_file(
     ReadScope(scope): ReadScope,
@@ -270,7 +275,7 @@ pub(crate) async fn head_file(
 /// Delete a file's current version (older versions stay readable with
 /// `?version=` until retention removes them).
 #[utoipa::path(delete, path = "/v1/bots/{bot}/files/{*key}", tag = "files",
-    params(("bot" = String, Path, description = "Bot id"), ("key" = String, Path, description = "File key; may contain '/'")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("key" = String, Path, description = "File key; may contain '/'. 1 to 1024 bytes of UTF-8: no leading '/', empty, '.' or '..' segments, backslashes or control characters", min_length = 1, max_length = 1024, pattern = "^(?:[^./\\\\\\x00-\\x1f\\x7f-\\x9f][^/\\\\\\x00-\\x1f\\x7f-\\x9f]*|\\.[^./\\\\\\x00-\\x1f\\x7f-\\x9f][^/\\\\\\x00-\\x1f\\x7f-\\x9f]*|\\.\\.[^/\\\\\\x00-\\x1f\\x7f-\\x9f]+)(?:/(?:[^./\\\\\\x00-\\x1f\\x7f-\\x9f][^/\\\\\\x00-\\x1f\\x7f-\\x9f]*|\\.[^./\\\\\\x00-\\x1f\\x7f-\\x9f][^/\\\\\\x00-\\x1f\\x7f-\\x9f]*|\\.\\.[^/\\\\\\x00-\\x1f\\x7f-\\x9f]+))*$")),
     responses((status = 204, description = "Deleted")))]
 pub(crate) async fn delete_file(WriteScope(scope): WriteScope, uri: Uri) -> ApiResult<StatusCode> {
     let key = key_of(&uri)?;
@@ -285,9 +290,11 @@ pub(crate) struct ListFilesQuery {
     prefix: Option<String>,
     /// Roll keys with this after the prefix up into `prefixes` (e.g. `/`).
     delimiter: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (opaque, format `cursor`).
+    #[param(format = "cursor")]
     cursor: Option<String>,
     /// Entries (objects plus prefixes) per page, 1 to 1000 (default 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -314,7 +321,7 @@ pub(crate) struct FileList {
 
 /// List a bot's current files by prefix, optionally rolled up by a delimiter.
 #[utoipa::path(get, path = "/v1/bots/{bot}/files", tag = "files",
-    params(("bot" = String, Path, description = "Bot id"), ListFilesQuery),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ListFilesQuery),
     responses((status = 200, body = FileList)))]
 pub(crate) async fn list_files(
     ReadScope(scope): ReadScope,

@@ -15,8 +15,11 @@ pub(crate) struct DocumentsQuery {
     /// Only documents whose key starts with this (relative to the bot's
     /// `.gbkb/` folder, or a full drive key).
     prefix: Option<String>,
+    /// `next_cursor` of the previous page (opaque, format `cursor`).
+    #[param(format = "cursor")]
     cursor: Option<String>,
     /// 1 to 1000 (default 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -56,26 +59,72 @@ pub(crate) struct DocumentList {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct KbSearchBody {
-    /// The question or keywords.
+    /// The question or keywords: not blank, at most 4096 bytes of UTF-8.
+    #[schema(
+        max_length = 4096,
+        pattern = "^[\\s\\S]*[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][\\s\\S]*$"
+    )]
     query: String,
     /// `hybrid` (default), `dense` or `keyword`. Dense and hybrid need an
     /// embedder (`no_embedder` otherwise).
+    #[schema(value_type = Option<KbSearchMode>)]
     mode: Option<String>,
     /// How many results, 1 to 100 (default 5).
+    #[schema(minimum = 1, maximum = 100)]
     k: Option<usize>,
     /// `{"key_prefix"?, "content_type"?, "metadata"?}`; `metadata` is a
     /// filter in the vectors layer's language over the document metadata
     /// (`key`, `name`, `ext`, `dirs`, `content_type`, `size`, `title`).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<KbFilter>)]
     filter: Option<Value>,
     /// Hybrid only: `adaptive` (default: scores divided by each list's
     /// best, each list weighted by how sharply its scores fall from the 1st
     /// to the 10th), `rrf` (reciprocal rank fusion, k = 60) or `weighted`
     /// (min-max normalised scores, `dense_weight` · dense + the rest ·
     /// keyword).
+    #[schema(value_type = Option<KbFusion>)]
     fusion: Option<String>,
     /// Weight of the dense score with `fusion: "weighted"` (0..1, default 0.7).
+    #[schema(minimum = 0, maximum = 1)]
     dense_weight: Option<f32>,
+}
+
+/// How a search ranks chunks.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum KbSearchMode {
+    Hybrid,
+    Dense,
+    Keyword,
+}
+
+/// How hybrid search fuses its dense and keyword lists.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum KbFusion {
+    Adaptive,
+    Rrf,
+    Weighted,
+}
+
+/// Which documents a knowledge-base search looks at.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct KbFilter {
+    /// Only documents whose key starts with this (relative to the bot's
+    /// `.gbkb/` folder, or a full drive key).
+    #[serde(default)]
+    key_prefix: String,
+    /// Only documents of this detected content type.
+    #[serde(default)]
+    content_type: String,
+    /// A filter over the document metadata (`key`, `name`, `ext`, `dirs`,
+    /// `content_type`, `size`, `title`).
+    #[serde(default)]
+    metadata: super::vectors::VectorFilter,
 }
 
 /// One result.
@@ -106,7 +155,7 @@ pub(crate) struct Reindexed {
 
 /// The bot's knowledge-base documents and their indexing status.
 #[utoipa::path(get, path = "/v1/bots/{bot}/kb/documents", tag = "kb",
-    params(("bot" = String, Path, description = "Bot id"), DocumentsQuery),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), DocumentsQuery),
     responses((status = 200, body = DocumentList)))]
 pub(crate) async fn list_documents(
     ReadScope(scope): ReadScope,
@@ -141,26 +190,26 @@ pub(crate) async fn list_documents(
 
 /// Keyword (BM25), dense or hybrid search over the bot's documents.
 #[utoipa::path(post, path = "/v1/bots/{bot}/kb/search", tag = "kb", request_body = KbSearchBody,
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = KbSearchResults)))]
 pub(crate) async fn search(
     ReadScope(scope): ReadScope,
     Json(b): Json<KbSearchBody>,
 ) -> ApiResult<Json<KbSearchResults>> {
     let mode = SearchMode::parse(b.mode.as_deref().unwrap_or("hybrid"))?;
+    // Checked whenever it is sent, as the document says, not only with
+    // `fusion: "weighted"`.
+    let dense_weight = b.dense_weight.unwrap_or(0.7);
+    if !(0.0..=1.0).contains(&dense_weight) {
+        return Err(Error::invalid("dense_weight must be between 0 and 1")
+            .with_code("invalid_fusion")
+            .into());
+    }
     let fusion = match b.fusion.as_deref() {
         None => None,
         Some("adaptive") => Some(Fusion::Adaptive),
         Some("rrf") => Some(Fusion::Rrf { k: 60.0 }),
-        Some("weighted") => {
-            let w = b.dense_weight.unwrap_or(0.7);
-            if !(0.0..=1.0).contains(&w) {
-                return Err(Error::invalid("dense_weight must be between 0 and 1")
-                    .with_code("invalid_fusion")
-                    .into());
-            }
-            Some(Fusion::Weighted { dense_weight: w })
-        }
+        Some("weighted") => Some(Fusion::Weighted { dense_weight }),
         Some(other) => {
             return Err(Error::invalid(format!(
                 "fusion {other:?} is unknown: expected adaptive, rrf or weighted"
@@ -195,7 +244,7 @@ pub(crate) async fn search(
 /// Re-indexes every document (for example after changing the embedder or
 /// the chunking settings); indexing runs in the background.
 #[utoipa::path(post, path = "/v1/bots/{bot}/kb/reindex", tag = "kb",
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 202, body = Reindexed)))]
 pub(crate) async fn reindex(
     WriteScope(scope): WriteScope,

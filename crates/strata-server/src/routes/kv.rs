@@ -15,14 +15,18 @@ use crate::extract::{Json, Query, RawBody, ReadScope, WriteScope};
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct PutQuery {
-    /// The key expires this many seconds after the write.
+    /// The key expires this many seconds after the write: 1 to 315360000
+    /// (ten years).
+    #[param(minimum = 1, maximum = 315360000)]
     ttl_seconds: Option<i64>,
 }
 
-/// Store raw bytes under a key (URL-encode `/` in keys as `%2F`).
+/// Store raw bytes under a key (URL-encode `/` in keys as `%2F`). An empty
+/// (or absent) body stores the empty value.
 #[utoipa::path(put, path = "/v1/bots/{bot}/kv/{key}", tag = "kv",
-    params(("bot" = String, Path, description = "Bot id"), ("key" = String, Path, description = "Key"), PutQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("key" = String, Path, description = "Key: 1 to 1024 bytes of UTF-8 without NUL", min_length = 1, max_length = 1024, pattern = "^[^\\x00]+$"), PutQuery),
+    request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream",
+        description = "The value's bytes; empty or absent: the empty value"),
     responses((status = 204, description = "Stored")))]
 pub(crate) async fn put_value(
     WriteScope(scope): WriteScope,
@@ -36,7 +40,7 @@ pub(crate) async fn put_value(
 
 /// The bytes stored under a key.
 #[utoipa::path(get, path = "/v1/bots/{bot}/kv/{key}", tag = "kv",
-    params(("bot" = String, Path, description = "Bot id"), ("key" = String, Path, description = "Key")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("key" = String, Path, description = "Key: 1 to 1024 bytes of UTF-8 without NUL", min_length = 1, max_length = 1024, pattern = "^[^\\x00]+$")),
     responses((status = 200, description = "The value", content_type = "application/octet-stream", body = Vec<u8>)))]
 pub(crate) async fn get_value(
     ReadScope(scope): ReadScope,
@@ -48,7 +52,7 @@ pub(crate) async fn get_value(
 
 /// Whether a key has a live value (200 or 404, no body).
 #[utoipa::path(head, path = "/v1/bots/{bot}/kv/{key}", tag = "kv",
-    params(("bot" = String, Path, description = "Bot id"), ("key" = String, Path, description = "Key")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("key" = String, Path, description = "Key: 1 to 1024 bytes of UTF-8 without NUL", min_length = 1, max_length = 1024, pattern = "^[^\\x00]+$")),
     responses((status = 200, description = "The key exists"), (status = 404, description = "No such key")))]
 pub(crate) async fn head_value(
     ReadScope(scope): ReadScope,
@@ -63,7 +67,7 @@ pub(crate) async fn head_value(
 
 /// Delete a key; 404 when it had no live value.
 #[utoipa::path(delete, path = "/v1/bots/{bot}/kv/{key}", tag = "kv",
-    params(("bot" = String, Path, description = "Bot id"), ("key" = String, Path, description = "Key")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("key" = String, Path, description = "Key: 1 to 1024 bytes of UTF-8 without NUL", min_length = 1, max_length = 1024, pattern = "^[^\\x00]+$")),
     responses((status = 204, description = "Deleted")))]
 pub(crate) async fn delete_value(
     WriteScope(scope): WriteScope,
@@ -78,7 +82,11 @@ pub(crate) async fn delete_value(
 pub(crate) struct ListKeysQuery {
     /// Only keys starting with this.
     prefix: Option<String>,
+    /// `next_cursor` of the previous page (opaque, format `cursor`).
+    #[param(format = "cursor")]
     cursor: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -91,7 +99,7 @@ pub(crate) struct KeyPage {
 
 /// List keys by prefix.
 #[utoipa::path(get, path = "/v1/bots/{bot}/kv", tag = "kv",
-    params(("bot" = String, Path, description = "Bot id"), ListKeysQuery),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ListKeysQuery),
     responses((status = 200, body = KeyPage)))]
 pub(crate) async fn list_keys(
     ReadScope(scope): ReadScope,
@@ -107,18 +115,71 @@ pub(crate) async fn list_keys(
     }))
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize)]
 pub(crate) struct BatchOp {
-    /// `set` or `delete`.
     op: String,
     key: String,
-    /// The value of a `set`, base64.
     value_base64: Option<String>,
     ttl_seconds: Option<i64>,
 }
 
+/// The names of a batch operation.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum SetOpName {
+    Set,
+}
+
+/// The names of a batch operation.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum DeleteOpName {
+    Delete,
+}
+
+/// Store a value.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct SetOp {
+    op: SetOpName,
+    /// 1 to 1024 bytes of UTF-8 without NUL.
+    #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]+$")]
+    key: String,
+    /// The value, standard base64 with padding.
+    #[schema(
+        pattern = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$"
+    )]
+    value_base64: String,
+    /// The key expires this many seconds after the write: 1 to 315360000.
+    #[schema(minimum = 1, maximum = 315360000)]
+    ttl_seconds: Option<i64>,
+}
+
+/// Delete a key (its other fields are ignored).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct DeleteOp {
+    op: DeleteOpName,
+    /// 1 to 1024 bytes of UTF-8 without NUL.
+    #[schema(min_length = 1, max_length = 1024, pattern = "^[^\\x00]+$")]
+    key: String,
+}
+
+/// One operation of a batch.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum BatchOpDoc {
+    Set(SetOp),
+    Delete(DeleteOp),
+}
+
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct BatchBody {
+    /// 1 to 1000 operations.
+    #[schema(value_type = Vec<BatchOpDoc>, min_items = 1, max_items = 1000)]
     ops: Vec<BatchOp>,
     /// `true`: all or nothing. `false`: each op on its own, with per-op results.
     #[serde(default = "yes")]
@@ -166,7 +227,7 @@ fn to_op(i: usize, o: BatchOp) -> strata::Result<KvOp> {
 
 /// Apply several sets and deletes; with `atomic: true` (the default) all or nothing.
 #[utoipa::path(post, path = "/v1/bots/{bot}/kv/batch", tag = "kv", request_body = BatchBody,
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = BatchResult)))]
 pub(crate) async fn batch(
     WriteScope(scope): WriteScope,
@@ -178,6 +239,19 @@ pub(crate) async fn batch(
         .enumerate()
         .map(|(i, o)| to_op(i, o))
         .collect::<strata::Result<Vec<_>>>()?;
+    // A malformed operation (a key the schema does not allow) makes the
+    // request invalid in both modes; `atomic: false` reports per operation
+    // only what fails while applying.
+    for (i, op) in ops.iter().enumerate() {
+        op.validate().map_err(|e| {
+            let code = if e.code() == "invalid_key" {
+                "invalid_key"
+            } else {
+                "invalid_input"
+            };
+            Error::invalid(format!("ops[{i}]: {}", e.message())).with_code(code)
+        })?;
+    }
     Ok(Json(match scope.kv_batch(ops, b.atomic).await? {
         KvBatchResult::Applied(n) => BatchResult {
             applied: n,
@@ -192,7 +266,7 @@ pub(crate) async fn batch(
 
 /// Live keys and value bytes of the bot's key-value store.
 #[utoipa::path(get, path = "/v1/bots/{bot}/kv-stats", tag = "kv",
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = KvStats)))]
 pub(crate) async fn stats(ReadScope(scope): ReadScope) -> ApiResult<Json<KvStats>> {
     Ok(Json(scope.kv_stats().await?))

@@ -13,18 +13,35 @@ use crate::extract::{Json, ReadScope, WriteScope};
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MemorySearchBody {
-    /// What to look for, in natural language.
+    /// What to look for, in natural language: not blank, at most 4096 bytes
+    /// of UTF-8.
+    #[schema(
+        max_length = 4096,
+        pattern = "^[\\s\\S]*[^\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][\\s\\S]*$"
+    )]
     query: String,
     /// How many messages, 1 to 100 (default 5).
+    #[schema(minimum = 1, maximum = 100)]
     k: Option<usize>,
     /// Only this user's messages.
     user_id: Option<String>,
     /// Only this conversation's messages.
     conversation_id: Option<String>,
     /// Only `user` or only `assistant` messages.
+    #[schema(value_type = Option<RememberedRole>)]
     role: Option<String>,
     /// Leave out messages whose cosine similarity is below this.
+    #[schema(value_type = Option<super::vectors::F32>)]
     min_score: Option<f32>,
+}
+
+/// The roles conversation memory keeps.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum RememberedRole {
+    User,
+    Assistant,
 }
 
 /// One remembered message.
@@ -67,7 +84,7 @@ pub(crate) struct MemoryReindexed {
 /// conversation's or one role's.
 #[utoipa::path(post, path = "/v1/bots/{bot}/memory/search", tag = "memory",
     request_body = MemorySearchBody,
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = MemoryResults)))]
 pub(crate) async fn search(
     ReadScope(scope): ReadScope,
@@ -109,7 +126,7 @@ pub(crate) async fn search(
 
 /// Whether memory is on, and how many messages are remembered and queued.
 #[utoipa::path(get, path = "/v1/bots/{bot}/memory", tag = "memory",
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = MemoryStatusBody)))]
 pub(crate) async fn status(ReadScope(scope): ReadScope) -> ApiResult<Json<MemoryStatusBody>> {
     let s = scope.memory_status().await?;
@@ -123,7 +140,7 @@ pub(crate) async fn status(ReadScope(scope): ReadScope) -> ApiResult<Json<Memory
 /// Forgets every remembered message (messages themselves stay; the
 /// setting stays as it is, so new messages are remembered again).
 #[utoipa::path(delete, path = "/v1/bots/{bot}/memory", tag = "memory",
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 204)))]
 pub(crate) async fn forget(WriteScope(scope): WriteScope) -> ApiResult<axum::http::StatusCode> {
     scope.memory_forget_all().await?;
@@ -133,7 +150,7 @@ pub(crate) async fn forget(WriteScope(scope): WriteScope) -> ApiResult<axum::htt
 /// Embeds every user and assistant message again (after changing the
 /// embedder); runs in the background.
 #[utoipa::path(post, path = "/v1/bots/{bot}/memory/reindex", tag = "memory",
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 202, body = MemoryReindexed)))]
 pub(crate) async fn reindex(
     WriteScope(scope): WriteScope,

@@ -20,7 +20,12 @@ use utoipa_axum::routes;
 use crate::AppState;
 
 pub(crate) fn register(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
-    let r = files::register(r);
+    let mut r = api_routes(files::register(r));
+    vectors::add_recursive_schemas(r.get_openapi_mut());
+    r
+}
+
+fn api_routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     r.routes(routes!(service::health))
         .routes(routes!(service::ready))
         .routes(routes!(service::metrics))
@@ -111,9 +116,12 @@ pub(crate) fn register(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page of this listing: an opaque string
+    /// (format `cursor`); one the server did not issue is `invalid_cursor`.
+    #[param(format = "cursor")]
     cursor: Option<String>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 

@@ -13,19 +13,43 @@ use crate::extract::{Json, Query, ReadScope, WriteScope};
 
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct CreateUser {
-    /// Optional client-chosen id; generated when absent.
+    /// Optional client-chosen id (1-128 of `A-Z a-z 0-9 _ - . :`); generated when absent.
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,128}$")]
     id: Option<String>,
-    /// The user's id in the client's own system (unique per bot).
+    /// The user's id in the client's own system (unique per bot); 1 to 256
+    /// characters, not blank, no control characters.
+    #[schema(
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     external_id: Option<String>,
+    /// 1 to 256 characters, not blank, no control characters.
+    #[schema(
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     name: Option<String>,
     /// Free-form JSON object.
+    #[schema(value_type = Option<Object>)]
     settings: Option<Value>,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct UpdateUser {
+    /// 1 to 256 characters, not blank, no control characters.
+    #[schema(
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     external_id: Option<String>,
+    /// 1 to 256 characters, not blank, no control characters.
+    #[schema(
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     name: Option<String>,
+    /// Free-form JSON object; replaces the settings.
+    #[schema(value_type = Option<Object>)]
     settings: Option<Value>,
 }
 
@@ -37,7 +61,7 @@ pub(crate) struct UserList {
 
 /// Create a user.
 #[utoipa::path(post, path = "/v1/bots/{bot}/users", tag = "people", request_body = CreateUser,
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 201, body = User)))]
 pub(crate) async fn create_user(
     WriteScope(scope): WriteScope,
@@ -56,7 +80,7 @@ pub(crate) async fn create_user(
 
 /// List users.
 #[utoipa::path(get, path = "/v1/bots/{bot}/users", tag = "people",
-    params(("bot" = String, Path, description = "Bot id"), ListQuery),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ListQuery),
     responses((status = 200, body = UserList)))]
 pub(crate) async fn list_users(
     ReadScope(scope): ReadScope,
@@ -71,7 +95,7 @@ pub(crate) async fn list_users(
 
 /// One user.
 #[utoipa::path(get, path = "/v1/bots/{bot}/users/{user}", tag = "people",
-    params(("bot" = String, Path, description = "Bot id"), ("user" = String, Path, description = "User id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("user" = String, Path, description = "User id")),
     responses((status = 200, body = User)))]
 pub(crate) async fn get_user(
     ReadScope(scope): ReadScope,
@@ -82,7 +106,7 @@ pub(crate) async fn get_user(
 
 /// Update a user (absent fields are kept).
 #[utoipa::path(patch, path = "/v1/bots/{bot}/users/{user}", tag = "people", request_body = UpdateUser,
-    params(("bot" = String, Path, description = "Bot id"), ("user" = String, Path, description = "User id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("user" = String, Path, description = "User id")),
     responses((status = 200, body = User)))]
 pub(crate) async fn update_user(
     WriteScope(scope): WriteScope,
@@ -99,7 +123,7 @@ pub(crate) async fn update_user(
 
 /// Delete a user with their sessions and conversations.
 #[utoipa::path(delete, path = "/v1/bots/{bot}/users/{user}", tag = "people",
-    params(("bot" = String, Path, description = "Bot id"), ("user" = String, Path, description = "User id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("user" = String, Path, description = "User id")),
     responses((status = 200, body = Deleted)))]
 pub(crate) async fn delete_user(
     WriteScope(scope): WriteScope,
@@ -114,10 +138,13 @@ pub(crate) async fn delete_user(
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct CreateSession {
     user_id: String,
-    /// Idle lifetime in seconds; each resolve slides the expiry this far
-    /// ahead (default 86400).
+    /// Idle lifetime in seconds, 1 to 31536000 (a year); each resolve slides
+    /// the expiry this far ahead (default: the bot's `session_ttl_seconds`,
+    /// else `STRATA_SESSION_TTL_SECONDS`).
+    #[schema(minimum = 1, maximum = 31536000)]
     ttl_seconds: Option<i64>,
     /// Free-form JSON object.
+    #[schema(value_type = Option<Object>)]
     state: Option<Value>,
 }
 
@@ -134,18 +161,21 @@ pub(crate) struct CreatedSession {
 
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct ResolveSession {
+    /// The token `POST …/sessions` returned.
+    #[schema(min_length = 1, max_length = 256)]
     token: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct UpdateSession {
     /// Replaces the session's state (a JSON object).
+    #[schema(value_type = Object)]
     state: Value,
 }
 
 /// Open a session for a user; returns its token once.
 #[utoipa::path(post, path = "/v1/bots/{bot}/sessions", tag = "people", request_body = CreateSession,
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 201, body = CreatedSession)))]
 pub(crate) async fn create_session(
     WriteScope(scope): WriteScope,
@@ -169,7 +199,7 @@ pub(crate) async fn create_session(
 
 /// Find the session of a token, sliding its expiry; 404 when expired or revoked.
 #[utoipa::path(post, path = "/v1/bots/{bot}/sessions/resolve", tag = "people", request_body = ResolveSession,
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = Session)))]
 pub(crate) async fn resolve_session(
     ReadScope(scope): ReadScope,
@@ -180,7 +210,7 @@ pub(crate) async fn resolve_session(
 
 /// One live session.
 #[utoipa::path(get, path = "/v1/bots/{bot}/sessions/{id}", tag = "people",
-    params(("bot" = String, Path, description = "Bot id"), ("id" = String, Path, description = "Session id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "Session id")),
     responses((status = 200, body = Session)))]
 pub(crate) async fn get_session(
     ReadScope(scope): ReadScope,
@@ -191,7 +221,7 @@ pub(crate) async fn get_session(
 
 /// Replace a session's state.
 #[utoipa::path(patch, path = "/v1/bots/{bot}/sessions/{id}", tag = "people", request_body = UpdateSession,
-    params(("bot" = String, Path, description = "Bot id"), ("id" = String, Path, description = "Session id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "Session id")),
     responses((status = 200, body = Session)))]
 pub(crate) async fn update_session(
     WriteScope(scope): WriteScope,
@@ -203,7 +233,7 @@ pub(crate) async fn update_session(
 
 /// Revoke a session; its token stops resolving at once.
 #[utoipa::path(delete, path = "/v1/bots/{bot}/sessions/{id}", tag = "people",
-    params(("bot" = String, Path, description = "Bot id"), ("id" = String, Path, description = "Session id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "Session id")),
     responses((status = 200, body = Deleted)))]
 pub(crate) async fn revoke_session(
     WriteScope(scope): WriteScope,
@@ -217,7 +247,14 @@ pub(crate) async fn revoke_session(
 
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct GroupBody {
+    /// 1 to 200 characters, not blank, no control characters.
+    #[schema(
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     name: String,
+    /// Free-form JSON object.
+    #[schema(value_type = Option<Object>)]
     settings: Option<Value>,
 }
 
@@ -238,7 +275,7 @@ pub(crate) struct GroupList {
 
 /// Create a group.
 #[utoipa::path(post, path = "/v1/bots/{bot}/groups", tag = "people", request_body = GroupBody,
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 201, body = Group)))]
 pub(crate) async fn create_group(
     WriteScope(scope): WriteScope,
@@ -252,7 +289,7 @@ pub(crate) async fn create_group(
 
 /// List groups.
 #[utoipa::path(get, path = "/v1/bots/{bot}/groups", tag = "people",
-    params(("bot" = String, Path, description = "Bot id"), ListQuery),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ListQuery),
     responses((status = 200, body = GroupList)))]
 pub(crate) async fn list_groups(
     ReadScope(scope): ReadScope,
@@ -267,7 +304,7 @@ pub(crate) async fn list_groups(
 
 /// One group.
 #[utoipa::path(get, path = "/v1/bots/{bot}/groups/{id}", tag = "people",
-    params(("bot" = String, Path, description = "Bot id"), ("id" = String, Path, description = "Group id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "Group id")),
     responses((status = 200, body = Group)))]
 pub(crate) async fn get_group(
     ReadScope(scope): ReadScope,
@@ -278,7 +315,7 @@ pub(crate) async fn get_group(
 
 /// Replace a group.
 #[utoipa::path(put, path = "/v1/bots/{bot}/groups/{id}", tag = "people", request_body = GroupBody,
-    params(("bot" = String, Path, description = "Bot id"), ("id" = String, Path, description = "Group id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "Group id")),
     responses((status = 200, body = Group)))]
 pub(crate) async fn replace_group(
     WriteScope(scope): WriteScope,
@@ -290,7 +327,7 @@ pub(crate) async fn replace_group(
 
 /// Delete a group.
 #[utoipa::path(delete, path = "/v1/bots/{bot}/groups/{id}", tag = "people",
-    params(("bot" = String, Path, description = "Bot id"), ("id" = String, Path, description = "Group id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "Group id")),
     responses((status = 200, body = Deleted)))]
 pub(crate) async fn delete_group(
     WriteScope(scope): WriteScope,

@@ -14,10 +14,21 @@ use crate::extract::{AdminScope, Json, Query, ReadScope, WriteScope};
 
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct PresetBody {
+    /// 1 to 200 characters, not blank, no control characters.
+    #[schema(
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     name: String,
     system_prompt: Option<String>,
+    /// 1 to 200 characters, not blank, no control characters.
+    #[schema(
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     model: Option<String>,
     /// Free-form JSON object (temperature, max_tokens, …).
+    #[schema(value_type = Option<Object>)]
     params: Option<Value>,
 }
 
@@ -40,7 +51,7 @@ pub(crate) struct PresetList {
 
 /// Create an AI preset.
 #[utoipa::path(post, path = "/v1/bots/{bot}/presets", tag = "bot data", request_body = PresetBody,
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 201, body = Preset)))]
 pub(crate) async fn create_preset(
     WriteScope(scope): WriteScope,
@@ -54,7 +65,7 @@ pub(crate) async fn create_preset(
 
 /// List presets.
 #[utoipa::path(get, path = "/v1/bots/{bot}/presets", tag = "bot data",
-    params(("bot" = String, Path, description = "Bot id"), ListQuery),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ListQuery),
     responses((status = 200, body = PresetList)))]
 pub(crate) async fn list_presets(
     ReadScope(scope): ReadScope,
@@ -69,7 +80,7 @@ pub(crate) async fn list_presets(
 
 /// One preset.
 #[utoipa::path(get, path = "/v1/bots/{bot}/presets/{id}", tag = "bot data",
-    params(("bot" = String, Path, description = "Bot id"), ("id" = String, Path, description = "Preset id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "Preset id")),
     responses((status = 200, body = Preset)))]
 pub(crate) async fn get_preset(
     ReadScope(scope): ReadScope,
@@ -80,7 +91,7 @@ pub(crate) async fn get_preset(
 
 /// Replace a preset.
 #[utoipa::path(put, path = "/v1/bots/{bot}/presets/{id}", tag = "bot data", request_body = PresetBody,
-    params(("bot" = String, Path, description = "Bot id"), ("id" = String, Path, description = "Preset id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "Preset id")),
     responses((status = 200, body = Preset)))]
 pub(crate) async fn replace_preset(
     WriteScope(scope): WriteScope,
@@ -92,7 +103,7 @@ pub(crate) async fn replace_preset(
 
 /// Delete a preset.
 #[utoipa::path(delete, path = "/v1/bots/{bot}/presets/{id}", tag = "bot data",
-    params(("bot" = String, Path, description = "Bot id"), ("id" = String, Path, description = "Preset id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("id" = String, Path, description = "Preset id")),
     responses((status = 200, body = Deleted)))]
 pub(crate) async fn delete_preset(
     WriteScope(scope): WriteScope,
@@ -106,12 +117,26 @@ pub(crate) async fn delete_preset(
 
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct ToolLogBody {
+    /// An existing conversation of the bot.
     conversation_id: Option<String>,
+    /// 1 to 200 characters, not blank, no control characters.
+    #[schema(
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     tool: String,
+    /// Any JSON value.
     input: Value,
+    /// Any JSON value.
     output: Option<Value>,
-    /// e.g. `ok`, `error`, `timeout`.
+    /// e.g. `ok`, `error`, `timeout`: 1 to 50 characters, not blank, no
+    /// control characters.
+    #[schema(
+        max_length = 50,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     status: String,
+    #[schema(minimum = 0)]
     duration_ms: Option<i64>,
 }
 
@@ -126,13 +151,17 @@ pub(crate) struct ToolLogList {
 pub(crate) struct ToolLogQuery {
     /// Only this conversation's tool calls.
     conversation_id: Option<String>,
+    /// `next_cursor` of the previous page (opaque, format `cursor`).
+    #[param(format = "cursor")]
     cursor: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
 /// Record a tool call.
 #[utoipa::path(post, path = "/v1/bots/{bot}/tool-logs", tag = "bot data", request_body = ToolLogBody,
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 201, body = ToolLog)))]
 pub(crate) async fn create_tool_log(
     WriteScope(scope): WriteScope,
@@ -153,7 +182,7 @@ pub(crate) async fn create_tool_log(
 
 /// List tool calls, optionally of one conversation.
 #[utoipa::path(get, path = "/v1/bots/{bot}/tool-logs", tag = "bot data",
-    params(("bot" = String, Path, description = "Bot id"), ToolLogQuery),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ToolLogQuery),
     responses((status = 200, body = ToolLogList)))]
 pub(crate) async fn list_tool_logs(
     ReadScope(scope): ReadScope,
@@ -175,10 +204,39 @@ pub(crate) async fn list_tool_logs(
 
 // ---------------------------------------------------------------- config
 
+/// All settings as `{name: value}`: names are 1 to 255 characters without
+/// control characters, values any JSON.
+pub(crate) struct Settings;
+
+impl utoipa::PartialSchema for Settings {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, Type};
+        let name = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(255))
+            .pattern(Some("^[^\\x00-\\x1f\\x7f-\\x9f]+$"));
+        Schema::Object(
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .description(Some(
+                    "Settings as `{name: value}`: names are 1 to 255 characters without \
+                     control characters, values any JSON.",
+                ))
+                .property_names(Some(name))
+                .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+                .build(),
+        )
+        .into()
+    }
+}
+
+impl ToSchema for Settings {}
+
 /// All settings as `{name: value}`.
 #[utoipa::path(get, path = "/v1/bots/{bot}/config", tag = "bot data",
-    params(("bot" = String, Path, description = "Bot id")),
-    responses((status = 200, body = BTreeMap<String, Value>)))]
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    responses((status = 200, body = Settings)))]
 pub(crate) async fn get_config(
     ReadScope(scope): ReadScope,
 ) -> ApiResult<Json<BTreeMap<String, Value>>> {
@@ -186,9 +244,9 @@ pub(crate) async fn get_config(
 }
 
 /// Replace all settings (bot admin).
-#[utoipa::path(put, path = "/v1/bots/{bot}/config", tag = "bot data", request_body = BTreeMap<String, Value>,
-    params(("bot" = String, Path, description = "Bot id")),
-    responses((status = 200, body = BTreeMap<String, Value>)))]
+#[utoipa::path(put, path = "/v1/bots/{bot}/config", tag = "bot data", request_body = Settings,
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
+    responses((status = 200, body = Settings)))]
 pub(crate) async fn replace_config(
     AdminScope(scope): AdminScope,
     Json(b): Json<BTreeMap<String, Value>>,
@@ -199,7 +257,7 @@ pub(crate) async fn replace_config(
 
 /// One setting's value.
 #[utoipa::path(get, path = "/v1/bots/{bot}/config/{name}", tag = "bot data",
-    params(("bot" = String, Path, description = "Bot id"), ("name" = String, Path, description = "Setting name")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("name" = String, Path, description = "Setting name: 1 to 255 characters, no control characters", min_length = 1, max_length = 255, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")),
     responses((status = 200, body = Value)))]
 pub(crate) async fn get_setting(
     ReadScope(scope): ReadScope,
@@ -210,7 +268,7 @@ pub(crate) async fn get_setting(
 
 /// Set one setting; the body is its JSON value (bot admin).
 #[utoipa::path(put, path = "/v1/bots/{bot}/config/{name}", tag = "bot data", request_body = Value,
-    params(("bot" = String, Path, description = "Bot id"), ("name" = String, Path, description = "Setting name")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("name" = String, Path, description = "Setting name: 1 to 255 characters, no control characters", min_length = 1, max_length = 255, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")),
     responses((status = 200, body = Value)))]
 pub(crate) async fn put_setting(
     AdminScope(scope): AdminScope,
@@ -223,7 +281,7 @@ pub(crate) async fn put_setting(
 
 /// Delete one setting (bot admin).
 #[utoipa::path(delete, path = "/v1/bots/{bot}/config/{name}", tag = "bot data",
-    params(("bot" = String, Path, description = "Bot id"), ("name" = String, Path, description = "Setting name")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("name" = String, Path, description = "Setting name: 1 to 255 characters, no control characters", min_length = 1, max_length = 255, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")),
     responses((status = 200, body = Deleted)))]
 pub(crate) async fn delete_setting(
     AdminScope(scope): AdminScope,

@@ -22,19 +22,463 @@ use crate::error::ApiResult;
 use crate::extract::{AdminScope, Json, Query, ReadScope, WriteScope};
 use crate::AppState;
 
+// ------------------------------------------------------------ document-only schemas
+//
+// What the API document says about bodies whose Rust types live in the core
+// crates (or are parsed from JSON by hand): the same rules the server
+// enforces, as JSON Schema.
+
+/// A 32-bit float: a JSON number that rounds to a finite `f32` (larger
+/// magnitudes would round to infinity, which is `invalid_vector`).
+pub(crate) struct F32;
+
+impl utoipa::PartialSchema for F32 {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        // 2^128 - 2^103: the f32 rounding boundary; below it a number rounds
+        // to at most f32::MAX.
+        const F32_LIMIT: f64 = 3.402_823_567_797_336_6e38;
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Float)))
+            .exclusive_minimum(Some(-F32_LIMIT))
+            .exclusive_maximum(Some(F32_LIMIT))
+            .into()
+    }
+}
+
+impl ToSchema for F32 {}
+
+/// A point id: an unsigned 64-bit integer, or a string of 1 to 256 characters
+/// without control characters (UUIDs included).
+pub(crate) struct PointIdDoc;
+
+impl utoipa::PartialSchema for PointIdDoc {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+        };
+        OneOfBuilder::new()
+            .description(Some(
+                "An unsigned 64-bit integer, or a string of 1 to 256 characters without control characters",
+            ))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                    .minimum(Some(0))
+                    .maximum(Some(u64::MAX)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(256))
+                    .pattern(Some("^[^\\x00-\\x1f\\x7f-\\x9f]+$")),
+            )
+            .into()
+    }
+}
+
+impl ToSchema for PointIdDoc {}
+
+/// One point of an upsert.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct PointInputDoc {
+    id: PointIdDoc,
+    /// Of the collection's dimension (`dimension_mismatch` otherwise); under
+    /// the cosine metric not all zeros (`zero_vector`).
+    #[schema(value_type = Vec<F32>, min_items = 1, max_items = 4096)]
+    vector: Vec<f32>,
+    /// A JSON object (or null: none).
+    #[schema(value_type = Option<Object>)]
+    payload: Option<Value>,
+    /// The point expires this many seconds after the write: 1 to 315360000.
+    #[schema(minimum = 1, maximum = 315360000)]
+    ttl_seconds: Option<i64>,
+}
+
+/// HNSW graph parameters; absent fields take their defaults.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct HnswParamsDoc {
+    /// Links per node on the upper layers (twice that on layer 0): 2 to 128
+    /// (default 16).
+    #[serde(default)]
+    #[schema(minimum = 2, maximum = 128)]
+    m: usize,
+    /// Candidate list size while inserting: 4 to 4096 (default 100).
+    #[serde(default)]
+    #[schema(minimum = 4, maximum = 4096)]
+    ef_construction: usize,
+    /// Default candidate list size while searching: 1 to 4096 (default 64).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 4096)]
+    ef_search: usize,
+}
+
+/// The distance of a collection.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum MetricName {
+    Cosine,
+    Dot,
+    Euclidean,
+}
+
+/// How the in-memory index stores vectors.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum QuantizationName {
+    None,
+    F16,
+    I8,
+}
+
+/// The type of a payload index.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub(crate) enum IndexType {
+    Keyword,
+    Integer,
+    Float,
+    Datetime,
+    Bool,
+}
+
+/// A payload index declared by an import header.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ImportIndex {
+    /// A payload key, dotted for nested objects: 1 to 255 characters, no empty
+    /// segment, no control characters.
+    #[schema(
+        max_length = 255,
+        pattern = "^[^.\\x00-\\x1f\\x7f-\\x9f]+(\\.[^.\\x00-\\x1f\\x7f-\\x9f]+)*$"
+    )]
+    field: String,
+    #[serde(rename = "type")]
+    field_type: IndexType,
+}
+
+/// The collection an import describes (an export's header).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ImportCollection {
+    /// The exported collection's name (informative: the path names the target).
+    name: String,
+    /// 1 to 4096. An existing target must have this dimension and metric
+    /// (409 `collection_mismatch` otherwise).
+    #[schema(minimum = 1, maximum = 4096)]
+    dimension: usize,
+    /// Default `cosine`.
+    #[serde(default)]
+    metric: MetricName,
+    #[serde(default)]
+    hnsw: HnswParamsDoc,
+    /// Default `none`.
+    #[serde(default)]
+    quantization: QuantizationName,
+    #[serde(default)]
+    indexes: Vec<ImportIndex>,
+}
+
+/// The first line of an import: `{"collection": {...}}`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ImportHeader {
+    collection: ImportCollection,
+}
+
+/// A point line of an import.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ImportPoint {
+    id: PointIdDoc,
+    /// Of the collection's dimension; under cosine not all zeros.
+    #[schema(value_type = Vec<F32>, min_items = 1, max_items = 4096)]
+    vector: Vec<f32>,
+    /// A JSON object (or null: none).
+    #[schema(value_type = Option<Object>)]
+    payload: Option<Value>,
+    /// When the point expires (RFC 3339); points already expired are left
+    /// out, and an expiry more than ten years ahead (the longest TTL) is
+    /// brought down to ten years.
+    #[schema(format = DateTime, pattern = "^(?:\\d{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)|(?:\\d\\d(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)[Tt](?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,9})?(?:[Zz]|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)$")]
+    expires_at: Option<String>,
+}
+
+/// An NDJSON import, one JSON value a line: the header, then the points.
+pub(crate) struct ImportLines;
+
+impl utoipa::PartialSchema for ImportLines {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ArrayItems, Schema};
+        use utoipa::openapi::{Ref, RefOr};
+        let header = match <ImportHeader as utoipa::PartialSchema>::schema() {
+            RefOr::T(s) => s,
+            RefOr::Ref(_) => Schema::default(),
+        };
+        ArrayBuilder::new()
+            .description(Some(
+                "The lines of the NDJSON body, each one JSON value: the collection header, then the points",
+            ))
+            .prefix_items([header])
+            .items(ArrayItems::RefOrSchema(Box::new(
+                Ref::from_schema_name("ImportPoint").into(),
+            )))
+            .min_items(Some(1))
+            .into()
+    }
+}
+
+impl ToSchema for ImportLines {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        schemas.push((
+            "ImportPoint".into(),
+            <ImportPoint as utoipa::PartialSchema>::schema(),
+        ));
+        <ImportPoint as ToSchema>::schemas(schemas);
+        <ImportHeader as ToSchema>::schemas(schemas);
+    }
+}
+
+/// Adds the filter's recursive schemas, which the operations refer to but
+/// do not collect (their recursion is cut with `no_recursion`).
+pub(crate) fn add_recursive_schemas(doc: &mut utoipa::openapi::OpenApi) {
+    let mut schemas = vec![
+        (
+            "FilterCondition".to_owned(),
+            <FilterCondition as utoipa::PartialSchema>::schema(),
+        ),
+        (
+            "NestedFilter".to_owned(),
+            <NestedFilter as utoipa::PartialSchema>::schema(),
+        ),
+        (
+            "VectorFilter".to_owned(),
+            <VectorFilter as utoipa::PartialSchema>::schema(),
+        ),
+    ];
+    <FilterCondition as ToSchema>::schemas(&mut schemas);
+    let components = doc.components.get_or_insert_with(Default::default);
+    for (name, schema) in schemas {
+        components.schemas.entry(name).or_insert(schema);
+    }
+    // At least one field: a nested filter (`{}` is `invalid_filter`) and a
+    // range. Set here: utoipa 5.5 writes `min_properties` as `maxProperties`.
+    for name in ["NestedFilter", "NumberRange", "DatetimeRange"] {
+        if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(o))) =
+            components.schemas.get_mut(name)
+        {
+            o.min_properties = Some(1);
+            o.max_properties = None;
+        }
+    }
+}
+
+/// A payload filter: every `must` condition holds, at least one `should`
+/// condition holds (when there are any), no `must_not` condition holds.
+/// Filters nest at most 16 deep and hold at most 1024 conditions.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct VectorFilter {
+    #[schema(no_recursion)]
+    must: Option<Vec<FilterCondition>>,
+    #[schema(no_recursion)]
+    should: Option<Vec<FilterCondition>>,
+    #[schema(no_recursion)]
+    must_not: Option<Vec<FilterCondition>>,
+}
+
+/// A nested filter: a condition made of `must`, `should` and `must_not`
+/// (at least one of them).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct NestedFilter {
+    #[schema(no_recursion)]
+    must: Option<Vec<FilterCondition>>,
+    #[schema(no_recursion)]
+    should: Option<Vec<FilterCondition>>,
+    #[schema(no_recursion)]
+    must_not: Option<Vec<FilterCondition>>,
+}
+
+/// A payload key, dotted for nested objects (`meta.lang`): at most 256
+/// characters, no empty segment.
+pub(crate) struct FilterKey;
+
+impl utoipa::PartialSchema for FilterKey {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "A payload key, dotted for nested objects (`meta.lang`): at most 256 characters, no empty segment",
+            ))
+            .max_length(Some(256))
+            .pattern(Some("^[^.]+(\\.[^.]+)*$"))
+            .into()
+    }
+}
+
+impl ToSchema for FilterKey {}
+
+/// One condition of a filter.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum FilterCondition {
+    Match(MatchCondition),
+    Range(RangeCondition),
+    Exists(ExistsCondition),
+    IsNull(IsNullCondition),
+    #[schema(no_recursion)]
+    Nested(NestedFilter),
+}
+
+/// The key's value equals `value`, or is one of `any`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct MatchCondition {
+    key: FilterKey,
+    #[serde(rename = "match")]
+    matches: MatchSpec,
+}
+
+/// `{"value": v}` or `{"any": [v, …]}`.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum MatchSpec {
+    Value(MatchValueSpec),
+    Any(MatchAnySpec),
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct MatchValueSpec {
+    value: Scalar,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct MatchAnySpec {
+    #[schema(min_items = 1)]
+    any: Vec<Scalar>,
+}
+
+/// A string, number or bool.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum Scalar {
+    Str(String),
+    Bool(bool),
+    Number(f64),
+}
+
+/// The key's value lies in a range: numbers, or RFC 3339 datetimes.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct RangeCondition {
+    key: FilterKey,
+    range: RangeSpec,
+}
+
+/// At least one bound; all numbers or all datetimes.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum RangeSpec {
+    Numbers(NumberRange),
+    Datetimes(DatetimeRange),
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct NumberRange {
+    #[serde(default)]
+    gt: f64,
+    #[serde(default)]
+    gte: f64,
+    #[serde(default)]
+    lt: f64,
+    #[serde(default)]
+    lte: f64,
+}
+
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct DatetimeRange {
+    #[serde(default)]
+    #[schema(format = DateTime, pattern = "^(?:\\d{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)|(?:\\d\\d(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)[Tt](?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,9})?(?:[Zz]|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)$")]
+    gt: String,
+    #[serde(default)]
+    #[schema(format = DateTime, pattern = "^(?:\\d{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)|(?:\\d\\d(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)[Tt](?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,9})?(?:[Zz]|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)$")]
+    gte: String,
+    #[serde(default)]
+    #[schema(format = DateTime, pattern = "^(?:\\d{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)|(?:\\d\\d(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)[Tt](?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,9})?(?:[Zz]|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)$")]
+    lt: String,
+    #[serde(default)]
+    #[schema(format = DateTime, pattern = "^(?:\\d{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)|(?:\\d\\d(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)[Tt](?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d{1,9})?(?:[Zz]|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)$")]
+    lte: String,
+}
+
+/// The key is present (`true`) or absent (`false`).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct ExistsCondition {
+    key: FilterKey,
+    exists: bool,
+}
+
+/// The key is null or absent.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct IsNullCondition {
+    is_null: FilterKey,
+}
+
 /// A new collection.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateCollection {
     /// 1-64 characters of `a-z 0-9 _ -`, starting with a letter or digit.
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
     name: String,
     /// 1 to 4096; fixed at creation.
+    #[schema(minimum = 1, maximum = 4096)]
     dimension: usize,
     /// `cosine` (default), `dot` or `euclidean`; fixed at creation.
+    #[schema(value_type = Option<MetricName>)]
     metric: Option<String>,
     /// HNSW graph parameters (defaults: m 16, ef_construction 100, ef_search 64).
+    #[schema(value_type = Option<HnswParamsDoc>)]
     hnsw: Option<HnswParams>,
     /// `none` (default), `f16` or `i8`: how the in-memory index stores vectors.
+    #[schema(value_type = Option<QuantizationName>)]
     quantization: Option<String>,
 }
 
@@ -48,7 +492,8 @@ pub(crate) struct CollectionList {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpsertBody {
-    /// 1 to 10000 points; all are written or none.
+    /// At most 10000 points; all are written or none.
+    #[schema(value_type = Vec<PointInputDoc>, max_items = 10000)]
     points: Vec<PointInput>,
 }
 
@@ -72,17 +517,22 @@ fn yes() -> bool {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SearchBody {
-    /// The query vector, of the collection's dimension.
+    /// The query vector, of the collection's dimension (`dimension_mismatch`
+    /// otherwise); under the cosine metric not all zeros (`zero_vector`).
+    #[schema(value_type = Vec<F32>, min_items = 1, max_items = 4096)]
     vector: Vec<f32>,
     /// How many results, 1 to 1000.
+    #[schema(minimum = 1, maximum = 1000)]
     k: usize,
     /// A payload filter: `{"must": [...], "should": [...], "must_not": [...]}`.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<VectorFilter>)]
     filter: Option<Value>,
-    /// Candidate list size (default: the collection's `ef_search`).
+    /// Candidate list size, 1 to 4096 (default: the collection's `ef_search`).
+    #[schema(minimum = 1, maximum = 4096)]
     ef: Option<usize>,
     /// Keep only results at least this good (similarity for cosine and
     /// dot, at most this distance for euclidean).
+    #[schema(value_type = Option<F32>)]
     score_threshold: Option<f32>,
     /// Include payloads (default true).
     #[serde(default = "yes")]
@@ -101,7 +551,8 @@ pub(crate) struct SearchResults {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SearchBatchBody {
-    /// 1 to 100 searches.
+    /// At most 100 searches.
+    #[schema(max_items = 100)]
     searches: Vec<SearchBody>,
 }
 
@@ -116,8 +567,33 @@ pub(crate) struct SearchBatchResults {
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeleteBody {
     ids: Option<Vec<PointId>>,
-    #[schema(value_type = Option<Object>)]
     filter: Option<Value>,
+}
+
+/// Delete these points (at most 10000 ids).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct DeleteByIds {
+    #[schema(max_items = 10000)]
+    ids: Vec<PointIdDoc>,
+}
+
+/// Delete the points a filter matches.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct DeleteByFilter {
+    filter: VectorFilter,
+}
+
+/// Which points to delete: `{ids}` or `{filter}`, exactly one.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum DeleteSelector {
+    Ids(DeleteByIds),
+    Filter(DeleteByFilter),
 }
 
 #[derive(Serialize, ToSchema)]
@@ -129,11 +605,13 @@ pub(crate) struct DeletedPoints {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ScrollBody {
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<VectorFilter>)]
     filter: Option<Value>,
     /// 1 to 1000 (default 100).
+    #[schema(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (opaque, format `cursor`).
+    #[schema(format = "cursor")]
     cursor: Option<String>,
     /// Include vectors (default false).
     #[serde(default)]
@@ -151,7 +629,7 @@ pub(crate) struct ScrollResult {
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CountBody {
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<VectorFilter>)]
     filter: Option<Value>,
 }
 
@@ -163,10 +641,16 @@ pub(crate) struct PointCount {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct IndexBody {
-    /// A payload key, dotted for nested objects (`meta.lang`).
+    /// A payload key, dotted for nested objects (`meta.lang`): 1 to 255
+    /// characters, no empty segment, no control characters.
+    #[schema(
+        max_length = 255,
+        pattern = "^[^.\\x00-\\x1f\\x7f-\\x9f]+(\\.[^.\\x00-\\x1f\\x7f-\\x9f]+)*$"
+    )]
     field: String,
     /// `keyword`, `integer`, `float`, `datetime` or `bool`.
     #[serde(rename = "type")]
+    #[schema(value_type = IndexType)]
     field_type: String,
 }
 
@@ -206,7 +690,7 @@ fn search_request(b: SearchBody) -> strata::Result<SearchRequest> {
 
 /// Create a collection (bot admin).
 #[utoipa::path(post, path = "/v1/bots/{bot}/collections", tag = "vectors", request_body = CreateCollection,
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 201, body = CollectionInfo), (status = 409, description = "The collection exists (`already_exists`)")))]
 pub(crate) async fn create_collection(
     AdminScope(scope): AdminScope,
@@ -233,7 +717,7 @@ pub(crate) async fn create_collection(
 
 /// List the bot's collections.
 #[utoipa::path(get, path = "/v1/bots/{bot}/collections", tag = "vectors",
-    params(("bot" = String, Path, description = "Bot id")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$")),
     responses((status = 200, body = CollectionList)))]
 pub(crate) async fn list_collections(
     ReadScope(scope): ReadScope,
@@ -246,7 +730,7 @@ pub(crate) async fn list_collections(
 
 /// One collection, with its live point count and payload indexes.
 #[utoipa::path(get, path = "/v1/bots/{bot}/collections/{name}", tag = "vectors",
-    params(("bot" = String, Path, description = "Bot id"), ("name" = String, Path, description = "Collection name")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("name" = String, Path, description = "Collection name: 1-64 characters of `a-z 0-9 _ -`, starting with a letter or digit", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     responses((status = 200, body = CollectionInfo)))]
 pub(crate) async fn get_collection(
     ReadScope(scope): ReadScope,
@@ -257,7 +741,7 @@ pub(crate) async fn get_collection(
 
 /// Drop a collection and all of its points (bot admin).
 #[utoipa::path(delete, path = "/v1/bots/{bot}/collections/{name}", tag = "vectors",
-    params(("bot" = String, Path, description = "Bot id"), ("name" = String, Path, description = "Collection name")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("name" = String, Path, description = "Collection name: 1-64 characters of `a-z 0-9 _ -`, starting with a letter or digit", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     responses((status = 204, description = "Dropped")))]
 pub(crate) async fn drop_collection(
     AdminScope(scope): AdminScope,
@@ -269,7 +753,7 @@ pub(crate) async fn drop_collection(
 
 /// Insert or replace points; all or nothing, durable on return.
 #[utoipa::path(put, path = "/v1/bots/{bot}/collections/{name}/points", tag = "vectors", request_body = UpsertBody,
-    params(("bot" = String, Path, description = "Bot id"), ("name" = String, Path, description = "Collection name")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("name" = String, Path, description = "Collection name: 1-64 characters of `a-z 0-9 _ -`, starting with a letter or digit", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     responses((status = 200, body = Upserted)))]
 pub(crate) async fn upsert_points(
     WriteScope(scope): WriteScope,
@@ -283,8 +767,8 @@ pub(crate) async fn upsert_points(
 
 /// One point (digits in the path are a numeric id).
 #[utoipa::path(get, path = "/v1/bots/{bot}/collections/{name}/points/{id}", tag = "vectors",
-    params(("bot" = String, Path, description = "Bot id"), ("name" = String, Path, description = "Collection name"),
-        ("id" = String, Path, description = "Point id: digits are an unsigned integer id, anything else a string id"), PointQuery),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("name" = String, Path, description = "Collection name: 1-64 characters of `a-z 0-9 _ -`, starting with a letter or digit", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$"),
+        ("id" = String, Path, description = "Point id: digits are an unsigned integer id, anything else a string id (1 to 256 characters, no control characters)", max_length = 256, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"), PointQuery),
     responses((status = 200, body = Point)))]
 pub(crate) async fn get_point(
     ReadScope(scope): ReadScope,
@@ -301,7 +785,7 @@ pub(crate) async fn get_point(
 
 /// The `k` nearest points, best first, optionally filtered by payload.
 #[utoipa::path(post, path = "/v1/bots/{bot}/collections/{name}/points/search", tag = "vectors", request_body = SearchBody,
-    params(("bot" = String, Path, description = "Bot id"), ("name" = String, Path, description = "Collection name")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("name" = String, Path, description = "Collection name: 1-64 characters of `a-z 0-9 _ -`, starting with a letter or digit", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     responses((status = 200, body = SearchResults)))]
 pub(crate) async fn search(
     ReadScope(scope): ReadScope,
@@ -316,7 +800,7 @@ pub(crate) async fn search(
 
 /// Several searches of one collection in one call.
 #[utoipa::path(post, path = "/v1/bots/{bot}/collections/{name}/points/search/batch", tag = "vectors", request_body = SearchBatchBody,
-    params(("bot" = String, Path, description = "Bot id"), ("name" = String, Path, description = "Collection name")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("name" = String, Path, description = "Collection name: 1-64 characters of `a-z 0-9 _ -`, starting with a letter or digit", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     responses((status = 200, body = SearchBatchResults)))]
 pub(crate) async fn search_batch(
     ReadScope(scope): ReadScope,
@@ -337,8 +821,8 @@ pub(crate) async fn search_batch(
 }
 
 /// Delete points by `ids` or by `filter` (exactly one of them).
-#[utoipa::path(post, path = "/v1/bots/{bot}/collections/{name}/points/delete", tag = "vectors", request_body = DeleteBody,
-    params(("bot" = String, Path, description = "Bot id"), ("name" = String, Path, description = "Collection name")),
+#[utoipa::path(post, path = "/v1/bots/{bot}/collections/{name}/points/delete", tag = "vectors", request_body = DeleteSelector,
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("name" = String, Path, description = "Collection name: 1-64 characters of `a-z 0-9 _ -`, starting with a letter or digit", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     responses((status = 200, body = DeletedPoints)))]
 pub(crate) async fn delete_points(
     WriteScope(scope): WriteScope,
@@ -365,7 +849,7 @@ fn selector_error() -> Error {
 
 /// Page through points in id order, optionally filtered.
 #[utoipa::path(post, path = "/v1/bots/{bot}/collections/{name}/points/scroll", tag = "vectors", request_body = ScrollBody,
-    params(("bot" = String, Path, description = "Bot id"), ("name" = String, Path, description = "Collection name")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("name" = String, Path, description = "Collection name: 1-64 characters of `a-z 0-9 _ -`, starting with a letter or digit", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     responses((status = 200, body = ScrollResult)))]
 pub(crate) async fn scroll(
     ReadScope(scope): ReadScope,
@@ -396,7 +880,7 @@ pub(crate) async fn scroll(
 
 /// How many live points match a filter (all of them without one).
 #[utoipa::path(post, path = "/v1/bots/{bot}/collections/{name}/points/count", tag = "vectors", request_body = CountBody,
-    params(("bot" = String, Path, description = "Bot id"), ("name" = String, Path, description = "Collection name")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("name" = String, Path, description = "Collection name: 1-64 characters of `a-z 0-9 _ -`, starting with a letter or digit", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     responses((status = 200, body = PointCount)))]
 pub(crate) async fn count(
     ReadScope(scope): ReadScope,
@@ -411,7 +895,7 @@ pub(crate) async fn count(
 /// Declare a payload index, which lets the planner estimate and narrow
 /// filtered searches (bot admin).
 #[utoipa::path(post, path = "/v1/bots/{bot}/collections/{name}/index", tag = "vectors", request_body = IndexBody,
-    params(("bot" = String, Path, description = "Bot id"), ("name" = String, Path, description = "Collection name")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("name" = String, Path, description = "Collection name: 1-64 characters of `a-z 0-9 _ -`, starting with a letter or digit", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     responses((status = 200, body = CollectionInfo)))]
 pub(crate) async fn create_index(
     AdminScope(scope): AdminScope,
@@ -467,7 +951,7 @@ async fn export_chunk(
 /// Stream a collection as NDJSON: a `{"collection": {...}}` header line,
 /// then one `{"id", "vector", "payload"?, "expires_at"?}` line per live point.
 #[utoipa::path(get, path = "/v1/bots/{bot}/collections/{name}/export", tag = "vectors",
-    params(("bot" = String, Path, description = "Bot id"), ("name" = String, Path, description = "Collection name")),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("name" = String, Path, description = "Collection name: 1-64 characters of `a-z 0-9 _ -`, starting with a letter or digit", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
     responses((status = 200, description = "The collection as NDJSON", content_type = "application/x-ndjson", body = String)))]
 pub(crate) async fn export(
     ReadScope(scope): ReadScope,
@@ -506,17 +990,27 @@ impl Importer {
         }
         match &mut self.target {
             None => {
-                let header: ExportHeader = serde_json::from_slice(text).map_err(|e| {
-                    bad_line(
-                        n,
-                        "expected the collection header {\"collection\": {...}}",
-                        e,
-                    )
-                })?;
+                let header: ExportHeader = serde_json::from_slice(text)
+                    .or_else(|e| crate::extract::from_integral_json(text).ok_or(e))
+                    .map_err(|e| {
+                        bad_line(
+                            n,
+                            "expected the collection header {\"collection\": {...}}",
+                            e,
+                        )
+                    })?;
+                // The header is checked whole even when the target exists
+                // and its HNSW parameters go unused, as the document says.
+                header
+                    .collection
+                    .hnsw
+                    .validate()
+                    .map_err(|e| bad_line(n, "the collection header", e.message()))?;
                 self.target = Some(self.scope.import_vectors(&self.name, header).await?);
             }
             Some(target) => {
                 let point: ExportedPoint = serde_json::from_slice(text)
+                    .or_else(|e| crate::extract::from_integral_json(text).ok_or(e))
                     .map_err(|e| bad_line(n, "expected a point {\"id\", \"vector\", ...}", e))?;
                 target.push(n, point).await?;
             }
@@ -540,8 +1034,8 @@ fn line_too_long(line: usize, max: usize) -> Error {
 /// upserted in batches of 500; a bad line stops the import with a 400 naming
 /// it (batches before it stay written; running the import again is safe).
 #[utoipa::path(post, path = "/v1/bots/{bot}/collections/{name}/import", tag = "vectors",
-    params(("bot" = String, Path, description = "Bot id"), ("name" = String, Path, description = "Collection name")),
-    request_body(content = String, content_type = "application/x-ndjson", description = "An export"),
+    params(("bot" = String, Path, description = "Bot id", pattern = "^[a-z0-9][a-z0-9_-]{0,62}$"), ("name" = String, Path, description = "Collection name: 1-64 characters of `a-z 0-9 _ -`, starting with a letter or digit", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")),
+    request_body(content = ImportLines, content_type = "application/x-ndjson", description = "An export: the header line, then one line per point"),
     responses((status = 200, body = Imported)))]
 pub(crate) async fn import(
     WriteScope(scope): WriteScope,
