@@ -89,12 +89,15 @@ if ! model_dir="$(bash scripts/fetch-model.sh)"; then
     exit 1
 fi
 
-# A rate limit far above what the run sends: schemathesis checks the API's
-# answers, not its throttling (429 is covered by the server's own tests).
+# Rate limits far above what the run sends (requests per key, and failed
+# authentications per address: schemathesis probes every operation without
+# a key): it checks the API's answers, not its throttling (429 is covered by
+# the server's own tests).
 STRATA_DATA_DIR="$work/data" \
 STRATA_LISTEN="127.0.0.1:$port" \
 STRATA_ADMIN_KEY="$admin_key" \
 STRATA_RATE_LIMIT=100000000 \
+STRATA_AUTH_FAILURE_LIMIT=100000000 \
 STRATA_EMBEDDER="local:$model_dir" \
 RUST_LOG="${RUST_LOG:-warn}" \
     "$bin" serve >"$work/server.log" 2>&1 &
