@@ -357,10 +357,17 @@ impl DriveStore for Drive {
             .get_opts(&path, opts)
             .await
             .map_err(|e| store_err("read a body", e))?;
-        let stream: ByteStream = Box::pin(
-            res.into_stream()
-                .map(|r| r.map_err(|e| store_err("read a body", e))),
-        );
+        let stream: ByteStream = match res.payload {
+            // A local file: read it in large pieces. object_store's own
+            // stream reads 8 KiB per blocking task, which held downloads to
+            // about a quarter of the upload speed.
+            object_store::GetResultPayload::File(file, _) => {
+                file_stream(file, res.range.start, res.range.end - res.range.start)
+            }
+            object_store::GetResultPayload::Stream(s) => {
+                Box::pin(s.map(|r| r.map_err(|e| store_err("read a body", e))))
+            }
+        };
         Ok((found.meta, stream))
     }
 
@@ -613,6 +620,53 @@ impl DriveStore for Drive {
         }
         Ok(())
     }
+}
+
+/// Bytes a local file's download reads per blocking call.
+pub const FILE_READ_CHUNK: usize = 1 << 20;
+
+/// `len` bytes of `file` from `start`, read on blocking threads in pieces
+/// of [`FILE_READ_CHUNK`] (one piece in memory at a time).
+fn file_stream(file: std::fs::File, start: u64, len: u64) -> ByteStream {
+    use std::io::{Read, Seek, SeekFrom};
+    // State: the file (None once the stream ended or failed), the bytes
+    // still to read, whether the start was sought.
+    let read = move |(file, remaining, started): (Option<std::fs::File>, u64, bool)| async move {
+        let mut file = file?;
+        if remaining == 0 {
+            return None;
+        }
+        let step = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            if !started {
+                file.seek(SeekFrom::Start(start))?;
+            }
+            let want = remaining.min(FILE_READ_CHUNK as u64) as usize;
+            let mut buf = vec![0u8; want];
+            let mut filled = 0;
+            while filled < want {
+                match file.read(&mut buf[filled..])? {
+                    0 => break,
+                    n => filled += n,
+                }
+            }
+            buf.truncate(filled);
+            Ok((file, buf))
+        })
+        .await;
+        let failed = |e: Error| Some((Err(e), (None, 0, true)));
+        match step {
+            Ok(Ok((_, buf))) if buf.is_empty() => failed(Error::unavailable(
+                "a drive body is shorter than its recorded size",
+            )),
+            Ok(Ok((file, buf))) => {
+                let n = buf.len() as u64;
+                Some((Ok(Bytes::from(buf)), (Some(file), remaining - n, true)))
+            }
+            Ok(Err(e)) => failed(Error::unavailable("reading a drive body failed").with_source(e)),
+            Err(e) => failed(Error::internal("reading a drive body panicked").with_source(e)),
+        }
+    };
+    Box::pin(futures_util::stream::unfold((Some(file), len, false), read))
 }
 
 /// A one-chunk body (for tests and small uploads).
