@@ -12,6 +12,11 @@
 #                                load before/during/after, other processes'
 #                                CPU) and BENCH_BANNERS (lines to put at the
 #                                top of the report)
+#   bench_record_meta FILE.md FILE.json
+#                                adds the BENCH_META lines a report does not
+#                                have yet to its "## Machine" list and to the
+#                                JSON's "meta" (for reports written before the
+#                                load figures were known)
 #   bench_mark_report FILE.md... puts BENCH_BANNERS under each report's title
 #
 # A dirty working tree is recorded in every report, loudly: figures measured
@@ -96,4 +101,42 @@ lines[at:at] = block
 open(path, "w", encoding="utf-8").write("\n".join(lines))
 PY
     done
+}
+
+bench_record_meta() {
+    local md=$1 js=$2
+    python3 - "$md" "$js" "${BENCH_META[@]}" <<'PY'
+import json, sys
+md, js, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
+pairs = [rest[i + 1].split("=", 1) for i in range(0, len(rest) - 1, 2) if rest[i] == "--meta"]
+try:
+    d = json.load(open(js, encoding="utf-8"))
+except (OSError, ValueError):
+    d = None
+if isinstance(d, dict):
+    m = d.get("meta")
+    if isinstance(m, list):
+        have = {p[0] for p in m}
+        m += [p for p in pairs if p[0] not in have]
+    else:
+        m = m if isinstance(m, dict) else {}
+        for k, v in pairs:
+            m.setdefault(k, v)
+        d["meta"] = m
+    json.dump(d, open(js, "w", encoding="utf-8"), indent=2)
+try:
+    lines = open(md, encoding="utf-8").read().split("\n")
+except OSError:
+    sys.exit(0)
+if "## Machine" in lines:
+    at = lines.index("## Machine") + 1
+    while at < len(lines) and lines[at] == "":
+        at += 1
+    have = set()
+    while at < len(lines) and lines[at].startswith("- "):
+        have.add(lines[at][2:].split(":", 1)[0])
+        at += 1
+    lines[at:at] = [f"- {k}: {v}" for k, v in pairs if k not in have]
+    open(md, "w", encoding="utf-8").write("\n".join(lines))
+PY
 }
