@@ -274,7 +274,7 @@ def write_report(a, out, before):
     q = out["queries"]
     w(f"Queries: {q['count']} texts of `query.jsonl.gz`, each cut to its first "
       f"{a.query_words} words that occur in both bots' documents (mean {q['mean_words']:.1f} "
-      f"words; {q['skipped']} texts skipped for having fewer than 2); k = {a.k}; "
+      f"words; {q['skipped']} of the texts skipped for having fewer than 2); k = {a.k}; "
       f"{a.warmup} untimed warm-up requests per phase (other queries). Example: "
       f"`{q['examples'][0] if q['examples'] else ''}`.\n")
     w("## Latency per phase (1 client, one keep-alive connection, requests back to back)\n")
