@@ -51,6 +51,9 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 MAX_OTHER_CPU = 0.3
+# Passes shorter than this get no other-process CPU figure (/proc/stat counts
+# 10 ms ticks).
+MIN_CPU_WINDOW_S = 0.1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -133,7 +136,7 @@ def timed(fn):
     res = fn()
     secs = time.perf_counter() - t
     other = max(0.0, ((machine_busy_s() - b0) - (self_cpu_s() - s0)) / secs)
-    return res, secs, other
+    return res, secs, (other if secs >= MIN_CPU_WINDOW_S else None)
 
 
 class StrataProcess:
@@ -344,7 +347,8 @@ def main():
                  if other is not None and other > MAX_OTHER_CPU else ""), file=sys.stderr)
         row = {"ef": ef, "recall10": rec, "qps": qps, "queries": nq,
                "passes_s": [p[0] for p in cell.passes], "other_cpu": other,
-               "other_cpu_max": max((p[1] for p in cell.passes), default=None),
+               "other_cpu_max": max((p[1] for p in cell.passes if p[1] is not None),
+                                    default=None),
                "other_cpu_passes": [p[1] for p in cell.passes]}
         if name is not None:
             matches = sum(allowed[name])

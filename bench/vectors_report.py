@@ -483,7 +483,8 @@ def main():
     w("")
     w("⚠: other processes (builds, tests) used more than 0.3 cores during the median of "
       "this cell's passes; the per-pass times and the other processes' CPU per pass are in "
-      "vectors.json. The same mark is used in the tables below.\n")
+      "vectors.json (a pass shorter than 0.1 s gets no CPU figure: /proc/stat counts 10 ms "
+      "ticks). The same mark is used in the tables below.\n")
     w("Chart: [vectors_recall_qps.svg](vectors_recall_qps.svg) — Strata and hnswlib from this "
       "run, the other curves from `../shared/bench/baselines_results.json` (BASELINES.md, "
       "another run; its CPU is under Machine).\n")
@@ -568,7 +569,7 @@ def main():
           f"http_bench.md`, measured {q['date']} (another day) on {q['host']}"
           + (" — **another host and CPU than this run's**" if other_host else "")
           + ". Both of its runs are shown; ratios are against their mean.\n")
-        w("| measure | Strata | Qdrant 1.19 (run 1 / run 2) | Strata / Qdrant | target | verdict |")
+        w("| measure | Strata | Qdrant 1.19 (each run or trial) | Strata / Qdrant | target | verdict |")
         w("|---|---:|---:|---:|---|---|")
         for r in hs["rows"]:
             w(f"| {r['what']} | {r['strata_s']} | {r['qdrant_s']} | {r['ratio_s']} | "

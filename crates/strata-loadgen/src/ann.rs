@@ -47,6 +47,9 @@ use crate::scenario::{cpu_seconds, machine_busy_seconds};
 /// A cell whose median pass saw other processes use more cores than this is
 /// flagged in the log (and by the report).
 const MAX_OTHER_CPU: f64 = 0.3;
+/// Passes shorter than this get no other-process CPU figure: /proc/stat
+/// counts in clock ticks (10 ms), too coarse for them.
+const MIN_CPU_WINDOW_S: f64 = 0.1;
 
 /// Options of `strata-loadgen ann`.
 #[derive(clap::Args, Debug)]
@@ -520,6 +523,7 @@ impl Bench<'_> {
             .collect();
         let secs = cpu0.at.elapsed().as_secs_f64();
         let (_, other) = cpu0.cores_since();
+        let other = other.filter(|_| secs >= MIN_CPU_WINDOW_S);
         if cell.results.is_empty() {
             cell.results = res;
         }
