@@ -87,6 +87,8 @@ COMMAND="bash bench/http.sh"
 if [[ "$DURATION" != 5 || "$WARMUP" != 1 || "$CLIENTS" != "1,16,64" ]]; then
     COMMAND="DURATION=$DURATION WARMUP=$WARMUP CLIENTS=$CLIENTS $COMMAND"
 fi
+[[ "$SCENARIOS" == health,append,append-shared,history,kv-put,kv-get ]] ||
+    COMMAND="SCENARIOS=$SCENARIOS $COMMAND"
 
 bench_monitor_start "$DATA_DIR/load.json"
 echo "==> strata-loadgen run ($SCENARIOS × clients $CLIENTS, ${WARMUP}s + ${DURATION}s each)" >&2
@@ -110,7 +112,6 @@ set +e
     --meta "memory=${MEM:-unknown}" \
     --meta "kernel=$(uname -sr)" \
     --meta "rustc=$(rustc --version 2>/dev/null || echo unknown)" \
-    --meta "load average before the run (1/5/15 min)=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)" \
     --meta "server=strata serve, release build, default configuration (SQLite records, STRATA_DURABILITY=process, the default) on a fresh data folder, STRATA_RATE_LIMIT raised to 100000000" \
     --note "**The load generator and the server run on the same machine and share its $NPROC cores.** The load generator's CPU use comes out of the server's budget, so the absolute req/s understate what the server alone could do; the cheapest endpoint (/health) is understated most, so the ratios to /health flatter the storage paths compared with a dedicated server machine." \
     --note "Loopback TCP (127.0.0.1), HTTP/1.1, no TLS."

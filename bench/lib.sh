@@ -128,15 +128,19 @@ try:
     lines = open(md, encoding="utf-8").read().split("\n")
 except OSError:
     sys.exit(0)
-if "## Machine" in lines:
-    at = lines.index("## Machine") + 1
+heads = [i for i, ln in enumerate(lines) if ln.startswith("## Machine")]
+if heads:
+    at = heads[0] + 1
     while at < len(lines) and lines[at] == "":
         at += 1
-    have = set()
+    have, bold = set(), False
     while at < len(lines) and lines[at].startswith("- "):
-        have.add(lines[at][2:].split(":", 1)[0])
+        key = lines[at][2:].split(":", 1)[0]
+        bold = bold or key.startswith("**")
+        have.add(key.strip("*"))
         at += 1
-    lines[at:at] = [f"- {k}: {v}" for k, v in pairs if k not in have]
+    fmt = (lambda k, v: f"- **{k}**: {v}") if bold else (lambda k, v: f"- {k}: {v}")
+    lines[at:at] = [fmt(k, v) for k, v in pairs if k not in have]
     open(md, "w", encoding="utf-8").write("\n".join(lines))
 PY
 }
