@@ -109,6 +109,7 @@ def record(a):
     signal.signal(signal.SIGINT, on_signal)
     first, procs0, _ = sample(roots)
     samples = [first]
+    reason = "signal"
     while not stop["now"]:
         deadline = time.time() + a.interval
         while not stop["now"] and time.time() < deadline:
@@ -116,7 +117,10 @@ def record(a):
         s, procs1, mine1 = sample(roots)
         samples.append(s)
         if not os.path.exists(f"/proc/{a.root}"):
+            reason = "the benchmark's process ended"
             break
+    print(f"loadmon: {len(samples)} samples over {samples[-1]['t'] - samples[0]['t']:.0f} s, "
+          f"stopped by {reason}", file=sys.stderr)
     # Other processes alive at both ends, by CPU used in between.
     span = max(1e-9, samples[-1]["t"] - samples[0]["t"])
     others = []

@@ -49,9 +49,10 @@
 # only, default none), KEEP_DATA=1 (keep the HTTP part's data folders and
 # server logs).
 #
-# Takes about 10–12 minutes on 2 cores: the in-process part ~5 (most of it
-# hnswlib's filtered cells, a Python callback per visited node), the HTTP
-# part ~5 (serialising and uploading 50k vectors four times with Python).
+# Takes about 5–8 minutes on 2 cores (more on a busy machine): the in-process
+# part ~3–4 (most of it hnswlib's filtered cells, a Python callback per
+# visited node), the HTTP part ~2–3 (serialising and uploading the 50k
+# vectors, then 20k and 50k three times each for the SIGKILL restarts).
 #
 # Exit status: 0 on success, 2 when some HTTP requests failed, a restarted
 # server did not answer or lost acknowledged points (the report is still
