@@ -8,9 +8,11 @@
 #    versus moka::future::Cache and quick_cache::sync::Cache used directly,
 #    Zipf(1.0 and 0.8) keys over 100k keys, 90% get / 10% insert, 256-byte
 #    values, capacity 20% of the keys, 1 and 2 tokio tasks.
-# 2. Redis: strata_cache::RedisCache get/set with 1 and 50 tokio tasks on one
-#    shared ConnectionManager versus redis-benchmark (-c 1, -c 50,
-#    -c 50 -P 16) against the same server.
+# 2. Redis: strata_cache::RedisCache get/set with 1 and 50 tokio tasks —
+#    all on one shared ConnectionManager (up to 50 requests in flight on one
+#    socket) and with a connection per task — versus redis-benchmark in the
+#    same shapes (-c 1; -c 1 -P 50; -c 50) against the same server. Ratios
+#    are only taken at equal pipelining; -c 50 -P 16 is shown as a ceiling.
 # 3. End to end: the release `strata serve` twice (history cache on = the
 #    default, off = STRATA_HISTORY_CACHE_BYTES=0), each driven by
 #    `strata-loadgen run --scenarios health,history` at 16 and 64 clients.
@@ -25,12 +27,17 @@
 # (seconds per HTTP cell, default 5), E2E_CLIENTS (default 16,64),
 # KEEP_DATA=1 keeps the temporary data folders and server logs.
 #
+# Every result records the commit, whether the tree was clean, and the
+# machine's load during the run (bench/lib.sh; the Redis server's CPU counts
+# as the benchmark's when it runs on this machine).
+#
 # Exit status: 0 on success, 2 when some HTTP requests failed (the report is
 # still written), 1 on setup failure (Redis unreachable, server not healthy).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
+source "$ROOT/bench/lib.sh"
 REDIS_URL=${STRATA_BENCH_REDIS_URL:-redis://127.0.0.1:6379/15}
 DURATION=${DURATION:-3}
 E2E_DURATION=${E2E_DURATION:-5}
@@ -79,13 +86,13 @@ trap cleanup EXIT
 CPU_MODEL=$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
 NPROC=$(nproc 2>/dev/null || echo "?")
 MEM=$(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo 2>/dev/null || true)
-COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo "unknown")
-if [[ -n "$(git status --porcelain 2>/dev/null || true)" ]]; then
-    COMMIT="$COMMIT (working tree has uncommitted changes)"
-fi
+bench_git_state
 DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 REDIS_VERSION=$(redis-cli -u "$REDIS_URL" info server 2>/dev/null | awk -F: '/^redis_version/ {print $2}' | tr -d '\r' || true)
+# The Redis server's process, when it runs here, is part of the benchmark.
+REDIS_PID=$(redis-cli -u "$REDIS_URL" info server 2>/dev/null | awk -F: '/^process_id/ {print $2}' | tr -d '\r' || true)
+[[ -n "$REDIS_PID" && -d "/proc/$REDIS_PID" ]] || REDIS_PID=""
+bench_monitor_start "$WORK_DIR/load.json" $REDIS_PID
 COMMAND="bash bench/cache.sh"
 if [[ "$DURATION" != 3 || "$E2E_DURATION" != 5 || "$E2E_CLIENTS" != "16,64" ]]; then
     COMMAND="DURATION=$DURATION E2E_DURATION=$E2E_DURATION E2E_CLIENTS=$E2E_CLIENTS $COMMAND"
@@ -147,22 +154,24 @@ STRATA_BENCH_REDIS_URL="$REDIS_URL" "$LOADGEN" cache-bench \
     --markdown "$OUT_DIR/cache.md" \
     --command "$COMMAND" \
     --meta "date=$DATE" \
-    --meta "git commit=$COMMIT" \
+    --meta "git commit=$BENCH_COMMIT" \
+    --meta "working tree=$BENCH_TREE" \
     --meta "CPU=${CPU_MODEL:-unknown}" \
     --meta "nproc=$NPROC" \
     --meta "memory=${MEM:-unknown}" \
     --meta "kernel=$(uname -sr)" \
     --meta "rustc=$(rustc --version 2>/dev/null || echo unknown)" \
     --meta "Redis server=${REDIS_VERSION:-unknown}, $(redis-benchmark --version 2>/dev/null || echo 'redis-benchmark ?')" \
-    --meta "load average before the run (1/5/15 min)=$LOAD_BEFORE" \
-    --meta "load average after the end-to-end part (1/5/15 min)=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)" \
     --note "**Everything runs on one machine with $NPROC cores**: the benchmark client, the Redis server, redis-benchmark and the strata server share them. Absolute numbers are for this machine only; the ratios compare runs made minutes apart in this one invocation."
 STATUS=$?
 set -e
+bench_monitor_stop
 if [[ $STATUS -ne 0 && $STATUS -ne 2 ]]; then
     echo "!!! strata-loadgen cache-bench failed ($STATUS)" >&2
     exit 1
 fi
+bench_record_meta "$OUT_DIR/cache.md" "$OUT_DIR/cache.json"
+bench_mark_report "$OUT_DIR/cache.md"
 echo "==> wrote bench/results/cache.md and bench/results/cache.json" >&2
 if [[ $STATUS -eq 2 || $E2E_STATUS -eq 2 ]]; then
     exit 2

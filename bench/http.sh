@@ -18,6 +18,8 @@
 # generator and everything else on the machine used. A cell during which
 # other processes (builds, tests) used more than 0.15 cores is re-run after a
 # 15 s pause, up to 3 times, and flagged in the report if it stays disturbed.
+# The report also records the commit, whether the tree was clean, and the
+# machine's load over the whole run (bench/lib.sh).
 #
 # Exit status: 0 when every request succeeded, 2 when some failed (the
 # report is still written; the server log's tail is printed), 1 on setup
@@ -27,6 +29,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
+source "$ROOT/bench/lib.sh"
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 CLIENTS=${CLIENTS:-1,16,64}
@@ -78,16 +81,16 @@ fi
 CPU_MODEL=$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
 NPROC=$(nproc 2>/dev/null || echo "?")
 MEM=$(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo 2>/dev/null || true)
-COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo "unknown")
-if [[ -n "$(git status --porcelain 2>/dev/null || true)" ]]; then
-    COMMIT="$COMMIT (working tree has uncommitted changes)"
-fi
+bench_git_state
 DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 COMMAND="bash bench/http.sh"
 if [[ "$DURATION" != 5 || "$WARMUP" != 1 || "$CLIENTS" != "1,16,64" ]]; then
     COMMAND="DURATION=$DURATION WARMUP=$WARMUP CLIENTS=$CLIENTS $COMMAND"
 fi
+[[ "$SCENARIOS" == health,append,append-shared,history,kv-put,kv-get ]] ||
+    COMMAND="SCENARIOS=$SCENARIOS $COMMAND"
 
+bench_monitor_start "$DATA_DIR/load.json"
 echo "==> strata-loadgen run ($SCENARIOS × clients $CLIENTS, ${WARMUP}s + ${DURATION}s each)" >&2
 set +e
 "$LOADGEN" run \
@@ -102,18 +105,21 @@ set +e
     --command "$COMMAND" \
     --server-pid "$SERVER_PID" \
     --meta "date=$DATE" \
-    --meta "git commit=$COMMIT" \
+    --meta "git commit=$BENCH_COMMIT" \
+    --meta "working tree=$BENCH_TREE" \
     --meta "CPU=${CPU_MODEL:-unknown}" \
     --meta "nproc=$NPROC" \
     --meta "memory=${MEM:-unknown}" \
     --meta "kernel=$(uname -sr)" \
     --meta "rustc=$(rustc --version 2>/dev/null || echo unknown)" \
-    --meta "load average before the run (1/5/15 min)=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)" \
     --meta "server=strata serve, release build, default configuration (SQLite records, STRATA_DURABILITY=process, the default) on a fresh data folder, STRATA_RATE_LIMIT raised to 100000000" \
     --note "**The load generator and the server run on the same machine and share its $NPROC cores.** The load generator's CPU use comes out of the server's budget, so the absolute req/s understate what the server alone could do; the cheapest endpoint (/health) is understated most, so the ratios to /health flatter the storage paths compared with a dedicated server machine." \
     --note "Loopback TCP (127.0.0.1), HTTP/1.1, no TLS."
 STATUS=$?
 set -e
+bench_monitor_stop
+bench_record_meta "$OUT_DIR/http.md" "$OUT_DIR/http.json"
+bench_mark_report "$OUT_DIR/http.md"
 
 if [[ $STATUS -ne 0 ]]; then
     echo "!!! strata-loadgen exited with $STATUS; the last 50 lines of the server log:" >&2

@@ -47,6 +47,9 @@
 # KEEP_DATA=1 (keep the server's data folder and log), CARGO_TARGET_DIR
 # (default ${XDG_CACHE_HOME:-~/.cache}/strata/target-bench).
 #
+# The report records the commit, whether the tree was clean, and the
+# machine's load during the run (bench/lib.sh).
+#
 # Takes about 10 minutes on 2 cores (first run: plus the build and the venv).
 #
 # Exit status: 0 on success, 2 when documents failed to index or requests
@@ -56,6 +59,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$(pwd)
+source "$ROOT/bench/lib.sh"
 OUT_DIR="$ROOT/bench/results"
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/strata
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/target-bench}
@@ -113,12 +117,9 @@ CPU_MODEL=$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | se
 SIMD=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | tr ' ' '\n' | grep -xE 'avx2|fma|avx512f|avx512bw|avx512_vnni|avx512_bf16|amx_tile|neon|asimd' | tr '\n' ' ' | sed 's/ *$//' || true)
 NPROC=$(nproc 2>/dev/null || echo "?")
 MEM=$(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo 2>/dev/null || true)
-COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo "unknown")
-if [[ -n "$(git status --porcelain 2>/dev/null || true)" ]]; then
-    COMMIT="$COMMIT (working tree has uncommitted changes)"
-fi
+bench_git_state
 DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+bench_monitor_start "$WORK_DIR/load.json"
 COMMAND="bash bench/kb.sh"
 [[ "$KB_TEXTS" == 4000 ]] || COMMAND="KB_TEXTS=$KB_TEXTS $COMMAND"
 
@@ -159,6 +160,7 @@ if [[ -n "$PEER_PY" ]]; then
     PEER_VERSION="sentence-transformers $("$PEER_PY" -c 'import sentence_transformers as s; print(s.__version__)' 2>/dev/null), torch $("$PEER_PY" -c 'import torch; print(torch.__version__)' 2>/dev/null), Python $("$PEER_PY" -c 'import platform; print(platform.python_version())')"
 fi
 
+bench_monitor_stop
 echo "==> 4/4 bench/kb_report.py" >&2
 "$PYTHON" "$ROOT/bench/kb_report.py" \
     --http "$WORK_DIR/http.json" \
@@ -169,7 +171,6 @@ echo "==> 4/4 bench/kb_report.py" >&2
     --json "$OUT_DIR/kb.json" \
     --command "$COMMAND" \
     --meta "date=$DATE" \
-    --meta "git commit=$COMMIT" \
     --meta "CPU=${CPU_MODEL:-unknown} (SIMD flags: ${SIMD:-?})" \
     --meta "nproc=$NPROC" \
     --meta "memory=${MEM:-unknown}" \
@@ -178,8 +179,8 @@ echo "==> 4/4 bench/kb_report.py" >&2
     --meta "peer=$PEER_VERSION" \
     --meta "model=$MODEL" \
     --meta "HTTP client=Python $("$PYTHON" -c 'import platform; print(platform.python_version())') http.client" \
-    --meta "load average before the run (1/5/15 min)=$LOAD_BEFORE" \
-    --meta "load average at the end (1/5/15 min)=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)" \
-    --meta "dataset=$DATA"
+    --meta "dataset=$DATA" \
+    "${BENCH_META[@]}"
+bench_mark_report "$OUT_DIR/kb.md"
 echo "==> wrote bench/results/kb.md and kb.json" >&2
 exit "$HTTP_STATUS"

@@ -1,35 +1,34 @@
 #!/usr/bin/env python3
-"""Vector search through `strata serve` over HTTP, measured the way the
-Qdrant-server figures in bench/vectors.sh were (stdlib only).
+"""Vector search through `strata serve` over HTTP, measured with the client
+that measured the Qdrant 1.19 server reference, plus restart times.
 
-    python3 bench/vectors_http.py --strata target/release/strata \
-        --data DIR --out FILE.json
+    python3 bench/vectors_http.py --strata target/release/strata --data DIR \
+        --client-python VENV/bin/python --out FILE.json
 
 1. Starts `strata serve` on a free loopback port with a fresh temporary data
    folder and a random `STRATA_ADMIN_KEY` (`STRATA_RATE_LIMIT` raised so that
-   the per-key limiter does not cap the run; everything else default).
-   Creates a bot and an admin key for it, then a collection
-   `{dimension: 384, metric: cosine, hnsw: {m: 16, ef_construction: 100,
-   ef_search: 64}}` (Qdrant's defaults).
-2. Upload: the 50,000 base vectors with ids 0..n-1 and their payloads
-   (`module_top`, `len_bucket`, `year`), `PUT .../points` in batches of
-   `--batch` on one keep-alive connection, one request after the other. The
-   request bodies are serialised before the clock starts. An upsert returns
-   when its points are durable and indexed; `POST .../points/count` must
-   then say n. Reported: the wall time from the first request to the count.
-3. Search: `POST .../points/search {vector, k: 10, ef, with_payload: false}`,
-   each client thread with its own keep-alive connection (http.client),
-   looping over the 1,000 queries from its own offset: 1 thread at ef=16,
-   8 threads at ef=64 (`--phases`). Each phase has an untimed warm-up, then
-   a timed run; reported: requests/s, p50/p90/p99/max latency, recall@10
-   against groundtruth.ivecs, and the CPU cores the server, this client and
-   the rest of the machine used.
-4. The server's RSS (VmRSS of /proc/<pid>/status) after the upload and after
-   the searches.
-5. Graceful stop (SIGTERM, wait), restart on the same data folder, and the
-   time from spawning the process to the first search answered with k
-   results (polled every `--poll-ms`); then the count and the recall of one
-   pass at ef=16, to show the restarted server serves the same index.
+   the per-key limiter does not cap the run; everything else default), and
+   creates a bot and an admin key for it.
+2. Runs bench/qdrant_client_bench.py — the reference's client_bench.py
+   (../shared/qdrant/reference/) adapted only in URLs, the auth header and
+   field names — with --client-python (numpy + requests): upload of the 50k
+   vectors in batches of 500 (bodies json.dumps'd before the clock), then
+   single-client searches at ef 16, 64, 128 (and 64 again: the reference's
+   legacy-endpoint row) with 100 warm-up queries each, then 8 client threads
+   at ef 64 over 2 x 1,000 queries; the server's RSS at the reference's
+   points (before, 2 s after the load, after the query runs). The client
+   and the server share the machine's cores, as they did for the reference.
+3. Clean stop (SIGTERM, wait), then --restart-trials times: spawn on the
+   same data folder and time from spawn to the first search answered with
+   k results (`POST .../points/search`, ef 64, k 10, polled every
+   --poll-ms, as the reference's restart table did); the first restart also
+   checks the count and the recall of one pass at ef 16; stop again.
+4. Restart after SIGKILL: for each N of --kill-points, --kill-trials times:
+   a fresh data folder and server, a collection like the one above, the
+   first N base vectors upserted over HTTP (500 per request, every request
+   acknowledged), then SIGKILL at once (no clean stop), spawn again on that
+   folder and time from spawn to the first search answered with k results;
+   then `points/count` must say N (all acknowledged writes survived).
 """
 
 import argparse
@@ -176,6 +175,12 @@ class Server:
             self.proc.wait()
             return None
         return time.perf_counter() - t
+
+    def kill(self):
+        """SIGKILL, no clean stop."""
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
 
     def tail(self, n=40):
         try:
@@ -329,187 +334,261 @@ def search_phase(port, key, path, bodies, gt, threads, requests_per_thread, warm
     }
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--strata", required=True, type=Path, help="the strata binary")
-    ap.add_argument("--data", required=True, type=Path, help="the dataset folder")
-    ap.add_argument("--out", type=Path, help="write the results as JSON here")
-    ap.add_argument("--batch", type=int, default=500, help="points per upsert request")
-    ap.add_argument("--phases", default="1:16,8:64",
-                    help="client threads:ef for each search phase")
-    ap.add_argument("--requests", type=int, default=8000,
-                    help="timed search requests per phase, split over its threads "
-                         "(at least 1000 per thread)")
-    ap.add_argument("--warmup", type=int, default=200, help="untimed requests per thread")
-    ap.add_argument("--poll-ms", type=float, default=2.0, help="cold-start polling interval")
-    ap.add_argument("--keep-data", action="store_true", help="keep the data folder and log")
-    a = ap.parse_args()
+def time_to_first_search(server, path, key, probe, poll_ms, timeout_s=120):
+    """Spawns the server and polls a search until it answers with K
+    results. Returns {seconds, first_http_answer_s, attempts, ...}."""
+    auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    t0 = server.start()
+    first_answer = cold = None
+    attempts = refused = 0
+    deadline = t0 + timeout_s
+    conn = None
+    while time.perf_counter() < deadline:
+        if server.proc.poll() is not None:
+            break
+        attempts += 1
+        try:
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            conn.request("POST", path, body=probe, headers=auth)
+            r = conn.getresponse()
+            data = r.read()
+            now = time.perf_counter() - t0
+            if first_answer is None:
+                first_answer = now
+            if r.status == 200 and len(json.loads(data)["results"]) == K:
+                cold = now
+                break
+        except (OSError, http.client.HTTPException, ValueError, KeyError):
+            refused += 1
+            if conn is not None:
+                conn.close()
+            conn = None
+        time.sleep(poll_ms / 1000)
+    if conn is not None:
+        conn.close()
+    return {"seconds": cold, "first_http_answer_s": first_answer, "attempts": attempts,
+            "failed_connects": refused, "poll_ms": poll_ms,
+            "rss_bytes": rss_bytes(server.proc.pid) if server.alive() else None}
 
-    base = read_vecs(a.data / "base.fvecs", "f")
-    query = read_vecs(a.data / "query.fvecs", "f")
-    gt = [list(r) for r in read_vecs(a.data / "groundtruth.ivecs", "i")]
-    attrs = {}
-    with gzip.open(a.data / "base_attrs.jsonl.gz", "rt") as f:
-        for line in f:
-            if line.strip():
-                r = json.loads(line)
-                attrs[r["id"]] = {"module_top": r["module_top"], "len_bucket": r["len_bucket"],
-                                  "year": r["year"]}
-    n, dim = len(base), len(base[0])
-    phases = [tuple(int(x) for x in p.split(":")) for p in a.phases.split(",") if p]
 
-    log(f"serialising {n} points in batches of {a.batch} and {len(query)} queries")
-    upload_bodies = []
-    for s in range(0, n, a.batch):
-        pts = ",".join(
-            '{"id":%d,"vector":%s,"payload":%s}' % (i, vec_json(base[i]), json.dumps(attrs[i]))
-            for i in range(s, min(n, s + a.batch)))
-        upload_bodies.append(('{"points":[' + pts + "]}").encode())
-    upload_mib = sum(len(b) for b in upload_bodies) / 2**20
-    del base
-    qvecs = [vec_json(q) for q in query]
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    m = len(xs) // 2
+    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
 
-    def search_bodies(ef):
-        return [('{"vector":%s,"k":%d,"ef":%d,"with_payload":false}' % (v, K, ef)).encode()
-                for v in qvecs]
 
-    work = Path(tempfile.mkdtemp(prefix="strata-vectors-bench."))
-    data_dir = work / "data"
+def kill_trial(a, n, upload_bodies, probe, work, trial):
+    """Fresh server, n points upserted, SIGKILL, restart: the time to the
+    first answered search."""
+    data_dir = work / f"kill-{n}-{trial}"
     admin_key = "bench-admin-" + secrets.token_hex(16)
-    server = Server(a.strata, data_dir, admin_key, work / "server.log")
-    out = {"engine": "strata serve", "n": n, "dim": dim, "queries": len(query), "k": K,
-           "batch": a.batch, "upload_body_mib": upload_mib,
-           "collection": {"dimension": dim, "metric": "cosine",
-                          "hnsw": {"m": 16, "ef_construction": 100, "ef_search": 64}},
-           "server_env": "defaults; STRATA_RATE_LIMIT=100000000", "notes": []}
-    status = 0
+    server = Server(a.strata, data_dir, admin_key, work / f"server-kill-{n}-{trial}.log")
     try:
         server.start()
         if not wait_healthy(server.port, server.proc):
-            log("!!! the server did not become healthy; its log:\n" + server.tail())
-            return 1
-        pid = server.proc.pid
-        out["rss_idle_bytes"] = rss_bytes(pid)
+            raise RuntimeError("the server did not become healthy:\n" + server.tail())
         admin = Client(server.port, admin_key)
-        bot = f"vbench-{int(time.time())}"
+        bot = "vkill"
         admin.ok("POST", "/v1/bots", {"id": bot, "name": bot})
         key = admin.ok("POST", f"/v1/bots/{bot}/keys", {"name": "bench", "role": "admin"})["key"]
         admin.close()
         c = Client(server.port, key)
-        coll = "pystdlib"
-        cpath = f"/v1/bots/{bot}/collections/{coll}"
-        c.ok("POST", f"/v1/bots/{bot}/collections",
-             {"name": coll, **out["collection"]})
-
-        log(f"upload: {len(upload_bodies)} x PUT {a.batch} points ({upload_mib:.0f} MiB of JSON)")
-        cpu = CpuWindow(pid).start()
-        t0 = time.perf_counter()
-        batch_s = []
+        cpath = f"/v1/bots/{bot}/collections/bench"
+        c.ok("POST", f"/v1/bots/{bot}/collections", {"name": "bench", **COLLECTION})
+        t = time.perf_counter()
+        acked = 0
         for body in upload_bodies:
-            tb = time.perf_counter()
-            c.ok("PUT", f"{cpath}/points", body)
-            batch_s.append(time.perf_counter() - tb)
-        count = c.ok("POST", f"{cpath}/points/count", {})["count"]
-        upload_s = time.perf_counter() - t0
-        usage = cpu.stop()
-        batch_s.sort()
-        out["upload"] = {"seconds": upload_s, "points_per_s": n / upload_s, "count": count,
-                         "batch_p50_ms": 1000 * percentile(batch_s, 0.5),
-                         "batch_max_ms": 1000 * batch_s[-1], **usage}
-        out["rss_after_upload_bytes"] = rss_bytes(pid)
-        log(f"upload: {upload_s:.2f} s ({n / upload_s:.0f} points/s), count {count}, "
-            f"server RSS {out['rss_after_upload_bytes'] / 2**20:.0f} MiB")
-        if count != n:
-            out["notes"].append(f"count after the upload is {count}, not {n}")
-            log(f"!!! count after the upload is {count}, not {n}")
-            status = 2
+            acked += c.ok("PUT", f"{cpath}/points", body)["upserted"]
+        last_ack = time.perf_counter()
         c.close()
-
-        out["search"] = []
-        for threads, ef in phases:
-            per = max(1000, a.requests // threads)
-            r = search_phase(server.port, key, f"{cpath}/points/search", search_bodies(ef), gt,
-                             threads, per, a.warmup, pid)
-            r["ef"] = ef
-            out["search"].append(r)
-            log(f"search: {threads} thread(s) ef {ef}: {r['qps']:.0f} req/s, "
-                f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, recall@10 "
-                f"{r['recall10']:.4f}, errors {r['errors']}; cores: server "
-                f"{r['server_cpu']:.2f} client {r['client_cpu']:.2f} other {r['other_cpu']:.2f}")
-            if r["errors"]:
-                log(f"!!! {r['errors']} failed searches: {r['error_samples']}")
-                status = 2
-        out["rss_after_search_bytes"] = rss_bytes(pid)
-        log(f"server RSS after the searches: {out['rss_after_search_bytes'] / 2**20:.0f} MiB")
-
-        out["shutdown_s"] = server.stop()
-        log(f"graceful stop: {out['shutdown_s']:.2f} s" if out["shutdown_s"] is not None
-            else "!!! graceful stop failed")
-        if out["shutdown_s"] is None:
-            status = 2
-
-        # Cold start: spawn, then poll a search until it answers with k results.
-        probe = ('{"vector":%s,"k":%d,"with_payload":false}' % (qvecs[0], K)).encode()
-        auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        t0 = server.start()
-        pid = server.proc.pid
-        first_answer = None
-        attempts = refused = 0
-        cold = None
-        deadline = t0 + 120
-        conn = None
-        while time.perf_counter() < deadline:
-            if server.proc.poll() is not None:
-                break
-            attempts += 1
-            try:
-                if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-                conn.request("POST", f"{cpath}/points/search", body=probe, headers=auth)
-                r = conn.getresponse()
-                data = r.read()
-                now = time.perf_counter() - t0
-                if first_answer is None:
-                    first_answer = now
-                if r.status == 200 and len(json.loads(data)["results"]) == K:
-                    cold = now
-                    break
-            except (OSError, http.client.HTTPException, ValueError, KeyError):
-                refused += 1
-                if conn is not None:
-                    conn.close()
-                conn = None
-            time.sleep(a.poll_ms / 1000)
-        if conn is not None:
-            conn.close()
-        out["cold_start"] = {"seconds": cold, "first_http_answer_s": first_answer,
-                             "attempts": attempts, "failed_connects": refused,
-                             "poll_ms": a.poll_ms, "rss_bytes": rss_bytes(pid)}
-        if cold is None:
-            log("!!! the restarted server never answered a search; its log:\n" + server.tail())
-            status = 2
-        else:
-            log(f"cold start: first search answered {cold * 1000:.0f} ms after spawn "
-                f"({attempts} attempts)")
+        server.kill()
+        kill_gap_ms = 1000 * (time.perf_counter() - last_ack)
+        upload_s = last_ack - t
+        r = time_to_first_search(server, f"{cpath}/points/search", key, probe, a.poll_ms)
+        if r["seconds"] is not None:
             c = Client(server.port, key)
-            out["cold_start"]["count"] = c.ok("POST", f"{cpath}/points/count", {})["count"]
+            r["count"] = c.ok("POST", f"{cpath}/points/count", {})["count"]
             c.close()
-            r = search_phase(server.port, key, f"{cpath}/points/search", search_bodies(16), gt,
-                             1, len(query), 0, pid)
-            out["after_restart"] = {"ef": 16, "recall10": r["recall10"], "qps": r["qps"],
-                                    "errors": r["errors"], "count": out["cold_start"]["count"]}
-            log(f"after restart: count {out['cold_start']['count']}, recall@10 at ef 16 "
-                f"{r['recall10']:.4f}, {r['qps']:.0f} req/s (one cold pass)")
-            out["rss_after_restart_bytes"] = rss_bytes(pid)
+        else:
+            r["log_tail"] = server.tail()
         server.stop()
-    except Exception as e:  # noqa: BLE001 - report, keep the log
-        log(f"!!! {e!r}; the server log's tail:\n{server.tail()}")
-        status = 1
+        r.update({"points": n, "acknowledged": acked, "upload_s": upload_s,
+                  "kill_after_last_ack_ms": kill_gap_ms})
+        return r
     finally:
         if server.alive():
             server.stop()
+        if not a.keep_data:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# Qdrant's defaults, as the reference client creates its collection.
+COLLECTION = {"dimension": 384, "metric": "cosine",
+              "hnsw": {"m": 16, "ef_construction": 100, "ef_search": 64}}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--strata", required=True, type=Path, help="the strata binary")
+    ap.add_argument("--data", required=True, type=Path, help="the dataset folder")
+    ap.add_argument("--client-python", required=True,
+                    help="a Python with numpy and requests, for the reference client")
+    ap.add_argument("--out", type=Path, help="write the results as JSON here")
+    ap.add_argument("--restart-trials", type=int, default=3,
+                    help="restarts after a clean stop")
+    ap.add_argument("--kill-points", default="20000,50000",
+                    help="points upserted before each SIGKILL")
+    ap.add_argument("--kill-trials", type=int, default=3, help="SIGKILL restarts per N")
+    ap.add_argument("--poll-ms", type=float, default=5.0, help="restart polling interval")
+    ap.add_argument("--skip-reference", action="store_true",
+                    help="leave out the reference client's run (and the clean-stop restarts)")
+    ap.add_argument("--keep-data", action="store_true", help="keep the data folders and logs")
+    a = ap.parse_args()
+    kill_points = [int(x) for x in a.kill_points.split(",") if x]
+
+    base = read_vecs(a.data / "base.fvecs", "f")
+    query = read_vecs(a.data / "query.fvecs", "f")
+    gt = [list(r) for r in read_vecs(a.data / "groundtruth.ivecs", "i")]
+    n, dim = len(base), len(base[0])
+    if max(kill_points, default=0) > n:
+        sys.exit(f"vectors_http: --kill-points above the dataset's {n} points")
+    qvecs = [vec_json(q) for q in query]
+    probe = ('{"vector":%s,"k":%d,"ef":64,"with_payload":false}' % (qvecs[0], K)).encode()
+
+    work = Path(tempfile.mkdtemp(prefix="strata-vectors-bench."))
+    out = {"engine": "strata serve", "n": n, "dim": dim, "queries": len(query), "k": K,
+           "collection": COLLECTION, "poll_ms": a.poll_ms,
+           "server_env": "defaults; STRATA_RATE_LIMIT=100000000", "notes": []}
+    status = 0
+    server = None
+    try:
+        if not a.skip_reference:
+            data_dir = work / "data"
+            admin_key = "bench-admin-" + secrets.token_hex(16)
+            server = Server(a.strata, data_dir, admin_key, work / "server.log")
+            server.start()
+            if not wait_healthy(server.port, server.proc):
+                log("!!! the server did not become healthy; its log:\n" + server.tail())
+                return 1
+            pid = server.proc.pid
+            out["rss_idle_bytes"] = rss_bytes(pid)
+            admin = Client(server.port, admin_key)
+            bot = f"vbench-{int(time.time())}"
+            admin.ok("POST", "/v1/bots", {"id": bot, "name": bot})
+            key = admin.ok("POST", f"/v1/bots/{bot}/keys",
+                           {"name": "bench", "role": "admin"})["key"]
+            admin.close()
+            cpath = f"/v1/bots/{bot}/collections/bench"
+
+            ref_out = work / "reference_client.json"
+            script = Path(__file__).resolve().parent / "qdrant_client_bench.py"
+            base_url = f"http://127.0.0.1:{server.port}/v1/bots/{bot}"
+            log(f"reference client: {a.client_python} {script.name} {base_url} {pid}")
+            env = dict(os.environ, STRATA_BENCH_KEY=key, STRATA_BENCH_DATA=str(a.data))
+            cpu = CpuWindow(pid).start()
+            t = time.perf_counter()
+            t0 = os.times()
+            rc = subprocess.run([a.client_python, str(script), base_url, str(pid), str(ref_out)],
+                                env=env, stdout=sys.stderr, stderr=sys.stderr,
+                                timeout=3600).returncode
+            t1 = os.times()
+            wall = time.perf_counter() - t
+            out["reference_client_wall_s"] = wall
+            usage = cpu.stop()
+            # The client is a child process, reaped by now: its CPU is in our
+            # children's times, which CpuWindow (this process only) misses.
+            child = ((t1.children_user - t0.children_user)
+                     + (t1.children_system - t0.children_system)) / wall
+            usage["client_cpu"] += child
+            usage["other_cpu"] = max(0.0, usage["other_cpu"] - child)
+            out["reference_client_cpu"] = usage
+            if rc != 0 or not ref_out.exists():
+                log(f"!!! the reference client failed ({rc}); the server log's tail:\n"
+                    + server.tail())
+                return 1
+            ref = json.loads(ref_out.read_text())
+            out["reference_client"] = ref
+            count = ref.get("info_after_index", {}).get("points")
+            if count != n:
+                out["notes"].append(f"count after the upload is {count}, not {n}")
+                status = 2
+
+            out["shutdown_s"] = server.stop()
+            log(f"graceful stop: {out['shutdown_s']:.2f} s" if out["shutdown_s"] is not None
+                else "!!! graceful stop failed")
+            if out["shutdown_s"] is None:
+                status = 2
+
+            trials = []
+            for i in range(a.restart_trials):
+                r = time_to_first_search(server, f"{cpath}/points/search", key, probe, a.poll_ms)
+                trials.append(r)
+                if r["seconds"] is None:
+                    log("!!! the restarted server never answered a search; its log:\n"
+                        + server.tail())
+                    status = 2
+                    server.stop()
+                    break
+                log(f"restart after a clean stop {i + 1}: first search answered "
+                    f"{1000 * r['seconds']:.0f} ms after spawn ({r['attempts']} attempts)")
+                if i == 0:
+                    c = Client(server.port, key)
+                    r["count"] = c.ok("POST", f"{cpath}/points/count", {})["count"]
+                    c.close()
+                    bodies = [('{"vector":%s,"k":%d,"ef":16,"with_payload":false}'
+                               % (v, K)).encode() for v in qvecs]
+                    p = search_phase(server.port, key, f"{cpath}/points/search", bodies, gt,
+                                     1, len(query), 0, server.proc.pid)
+                    out["after_restart"] = {"ef": 16, "recall10": p["recall10"],
+                                            "qps": p["qps"], "errors": p["errors"],
+                                            "count": r["count"]}
+                    out["rss_after_restart_bytes"] = rss_bytes(server.proc.pid)
+                    log(f"after restart: count {r['count']}, recall@10 at ef 16 "
+                        f"{p['recall10']:.4f}, RSS {out['rss_after_restart_bytes'] / 2**20:.0f} MiB")
+                if server.stop() is None:
+                    status = 2
+            out["cold_start"] = {"trials": trials,
+                                 "seconds": median(t["seconds"] for t in trials),
+                                 "poll_ms": a.poll_ms}
+
+        out["kill_restart"] = []
+        for kn in kill_points:
+            log(f"SIGKILL restarts: serialising {kn} points")
+            bodies = []
+            for s0 in range(0, kn, 500):
+                pts = ",".join('{"id":%d,"vector":%s}' % (i, vec_json(base[i]))
+                               for i in range(s0, min(kn, s0 + 500)))
+                bodies.append(('{"points":[' + pts + "]}").encode())
+            trials = []
+            for trial in range(a.kill_trials):
+                r = kill_trial(a, kn, bodies, probe, work, trial)
+                trials.append(r)
+                if r["seconds"] is None:
+                    log(f"!!! {kn} points, trial {trial + 1}: no search answered after the "
+                        f"restart; the log:\n{r.get('log_tail', '')}")
+                    status = 2
+                    continue
+                log(f"SIGKILL after {kn} points (upload {r['upload_s']:.1f} s, killed "
+                    f"{r['kill_after_last_ack_ms']:.0f} ms after the last ack), trial "
+                    f"{trial + 1}: first search answered {1000 * r['seconds']:.0f} ms after "
+                    f"spawn; count {r.get('count')}")
+                if r.get("count") != kn:
+                    out["notes"].append(f"after SIGKILL with {kn} acknowledged points the "
+                                        f"count was {r.get('count')}")
+                    status = 2
+            out["kill_restart"].append({"points": kn, "trials": trials,
+                                        "seconds": median(t["seconds"] for t in trials)})
+    except Exception as e:  # noqa: BLE001 - report, keep the log
+        log(f"!!! {e!r}" + (f"; the server log's tail:\n{server.tail()}" if server else ""))
+        status = 1
+    finally:
+        if server is not None and server.alive():
+            server.stop()
         if a.keep_data or status != 0:
-            log(f"data folder and server log kept in {work}")
+            log(f"data folders and server logs kept in {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
     out["status"] = status

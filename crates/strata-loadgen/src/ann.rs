@@ -11,17 +11,26 @@
 //!    process (`--bare-only`) so that its RSS delta is not blurred by the
 //!    first index's freed memory: that is the figure comparable with
 //!    hnswlib, which holds no payload.
-//! 2. Unfiltered sweep: for each `--ef`, all queries single-threaded, one
-//!    `search` call per query; recall@k against `groundtruth.ivecs` and QPS
-//!    (best of `--repeats` timed passes after a warm-up).
-//! 3. Filtered: each filter of `filters.json` at each `--filter-ef`, recall
-//!    against `gt_filter_<name>.ivecs`.
+//! 2. Cells: each `--ef` unfiltered over all queries, then each filter of
+//!    `filters.json` at each `--filter-ef` over the first `--filter-queries`
+//!    queries (recall against `gt_filter_<name>.ivecs`). A cell is a warm-up
+//!    (the first `--warmup` queries, untimed) and `--repeats` timed passes,
+//!    single-threaded, one `search` call per query; the *median* pass gives
+//!    the QPS, the first pass the recall@k.
+//! 3. `--interleave`: the passes are run on command, so that a driver
+//!    (`bench/ann_peer.py --strata-loadgen`) alternates them with the peer's
+//!    passes and both engines see the same machine conditions. After the
+//!    builds this prints `{"ready": true}` on stdout and then answers one
+//!    JSON line per command line read from stdin:
+//!    `{"cmd": "pass", "ef": 16, "filter": null | "<name>", "warmup": bool}`
+//!    → `{"secs": s, "other_cpu": c}`; `{"cmd": "done"}` writes `--out` and
+//!    answers `{"done": true}`.
 //!
 //! The results are written as JSON (`--out`); `bench/vectors_report.py`
 //! turns them into the report.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -35,13 +44,12 @@ use strata_vectors::{
 
 use crate::scenario::{cpu_seconds, machine_busy_seconds};
 
-/// A timed pass during which other processes used more cores than this is
-/// flagged, and extra passes are run (up to [`MAX_EXTRA_PASSES`]).
+/// A cell whose median pass saw other processes use more cores than this is
+/// flagged in the log (and by the report).
 const MAX_OTHER_CPU: f64 = 0.3;
-/// Extra passes when every pass so far was disturbed.
-const MAX_EXTRA_PASSES: usize = 2;
-/// A pass longer than this is not repeated (very slow cells).
-const LONG_PASS_S: f64 = 5.0;
+/// Passes shorter than this get no other-process CPU figure: /proc/stat
+/// counts in clock ticks (10 ms), too coarse for them.
+const MIN_CPU_WINDOW_S: f64 = 0.1;
 
 /// Options of `strata-loadgen ann`.
 #[derive(clap::Args, Debug)]
@@ -86,9 +94,17 @@ pub(crate) struct AnnArgs {
     /// Queries run once, untimed, before each timed cell.
     #[arg(long, default_value_t = 100)]
     warmup: usize,
-    /// Timed passes over all queries per cell; the best is kept.
-    #[arg(long, default_value_t = 2)]
+    /// Timed passes per cell; the median is reported.
+    #[arg(long, default_value_t = 5)]
     repeats: usize,
+    /// Queries of each filtered pass (the first N; default all). The
+    /// filtered cells of the hnswlib peer are slow, so the bench runs both
+    /// engines on the same smaller set.
+    #[arg(long)]
+    filter_queries: Option<usize>,
+    /// Run the passes on command from stdin (see the module docs).
+    #[arg(long)]
+    interleave: bool,
     /// Skip the payload-free index (built in a child process).
     #[arg(long)]
     no_bare: bool,
@@ -394,59 +410,125 @@ fn recall(results: &[Vec<(PointId, f32)>], gt: &[Vec<i32>], k: usize) -> f64 {
     hits as f64 / (k * gt.len()).max(1) as f64
 }
 
-/// One timed cell: warm-up, then passes over every query; the best pass.
+/// One cell: (ef, filter) over the first `n` queries.
 #[derive(Debug)]
-struct Timed {
+struct Cell {
+    ef: usize,
+    filter: Option<String>,
+    /// Results of the first timed pass (for recall).
     results: Vec<Vec<(PointId, f32)>>,
-    qps: f64,
-    passes_s: Vec<f64>,
-    /// Cores other processes used during the best pass.
-    other_cpu: Option<f64>,
+    /// (seconds, cores other processes used) per timed pass.
+    passes: Vec<(f64, Option<f64>)>,
 }
 
-fn timed_cell(
-    queries: &Matrix,
-    warmup: usize,
-    repeats: usize,
-    mut search: impl FnMut(&[f32]) -> Vec<(PointId, f32)>,
-) -> Timed {
-    for i in 0..warmup.min(queries.rows) {
-        std::hint::black_box(search(queries.row(i)));
+impl Cell {
+    fn new(ef: usize, filter: Option<String>) -> Cell {
+        Cell {
+            ef,
+            filter,
+            results: Vec::new(),
+            passes: Vec::new(),
+        }
     }
-    let mut best: Option<(f64, Option<f64>)> = None;
-    let mut passes_s = Vec::new();
-    let mut results = Vec::new();
-    let mut pass = 0;
-    loop {
+
+    fn median_secs(&self) -> f64 {
+        median(self.passes.iter().map(|p| p.0).collect()).unwrap_or(f64::INFINITY)
+    }
+
+    fn median_other(&self) -> Option<f64> {
+        median(self.passes.iter().filter_map(|p| p.1).collect())
+    }
+
+    fn max_other(&self) -> Option<f64> {
+        self.passes
+            .iter()
+            .filter_map(|p| p.1)
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
+    }
+}
+
+/// The median of `v` (the mean of the middle two for an even count).
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    })
+}
+
+/// A filter of `filters.json`, ready to run.
+struct NamedFilter {
+    filter: Filter,
+    json: Value,
+    gt: Vec<Vec<i32>>,
+    matches: usize,
+}
+
+/// What the passes search: the index, the queries, the filters.
+struct Bench<'a> {
+    index: &'a VectorIndex,
+    queries: &'a Matrix,
+    filters: &'a BTreeMap<String, NamedFilter>,
+    k: usize,
+    warmup: usize,
+    filter_queries: usize,
+    now: i64,
+}
+
+impl Bench<'_> {
+    fn queries_of(&self, filter: Option<&str>) -> usize {
+        match filter {
+            None => self.queries.rows,
+            Some(_) => self.filter_queries,
+        }
+    }
+
+    fn search(&self, q: &[f32], ef: usize, filter: Option<&Filter>) -> Vec<(PointId, f32)> {
+        self.index.search(q, self.k, ef, filter, self.now)
+    }
+
+    fn lookup(&self, filter: Option<&str>) -> Result<Option<&Filter>> {
+        filter
+            .map(|name| {
+                self.filters
+                    .get(name)
+                    .map(|f| &f.filter)
+                    .with_context(|| format!("no filter named {name}"))
+            })
+            .transpose()
+    }
+
+    /// The first `--warmup` queries of the cell once, untimed.
+    fn warm(&self, cell: &Cell) -> Result<()> {
+        let filter = self.lookup(cell.filter.as_deref())?;
+        let n = self.warmup.min(self.queries_of(cell.filter.as_deref()));
+        for i in 0..n {
+            std::hint::black_box(self.search(self.queries.row(i), cell.ef, filter));
+        }
+        Ok(())
+    }
+
+    /// One timed pass of `cell`; returns (seconds, other processes' cores).
+    fn pass(&self, cell: &mut Cell) -> Result<(f64, Option<f64>)> {
+        let filter = self.lookup(cell.filter.as_deref())?;
+        let n = self.queries_of(cell.filter.as_deref());
         let cpu0 = CpuSample::now();
-        let res: Vec<Vec<(PointId, f32)>> =
-            (0..queries.rows).map(|i| search(queries.row(i))).collect();
+        let res: Vec<Vec<(PointId, f32)>> = (0..n)
+            .map(|i| self.search(self.queries.row(i), cell.ef, filter))
+            .collect();
         let secs = cpu0.at.elapsed().as_secs_f64();
         let (_, other) = cpu0.cores_since();
-        passes_s.push(secs);
-        if best.is_none_or(|(b, _)| secs < b) {
-            best = Some((secs, other));
+        let other = other.filter(|_| secs >= MIN_CPU_WINDOW_S);
+        if cell.results.is_empty() {
+            cell.results = res;
         }
-        if results.is_empty() {
-            results = res;
-        }
-        pass += 1;
-        let disturbed = best.is_some_and(|(_, o)| o.is_some_and(|o| o > MAX_OTHER_CPU));
-        let wanted = if disturbed {
-            repeats + MAX_EXTRA_PASSES
-        } else {
-            repeats
-        };
-        if pass >= wanted || secs > LONG_PASS_S {
-            break;
-        }
-    }
-    let (secs, other_cpu) = best.unwrap_or((f64::INFINITY, None));
-    Timed {
-        results,
-        qps: queries.rows as f64 / secs,
-        passes_s,
-        other_cpu,
+        cell.passes.push((secs, other));
+        Ok((secs, other))
     }
 }
 
@@ -506,6 +588,9 @@ pub(crate) fn run(args: AnnArgs) -> Result<i32> {
     }
     if args.bare_only {
         return run_bare(&args);
+    }
+    if args.interleave && args.out.is_none() {
+        bail!("--interleave needs --out (stdout carries the protocol)");
     }
     let wall = Instant::now();
     let mut notes: Vec<String> = Vec::new();
@@ -600,59 +685,115 @@ pub(crate) fn run(args: AnnArgs) -> Result<i32> {
         eprintln!("ann: !!! {}", notes.last().map_or("", String::as_str));
     }
 
-    let now = now_ms();
-    let mut sweep = Vec::new();
-    for &ef in &args.ef {
-        let r = timed_cell(&queries, args.warmup, args.repeats, |q| {
-            index.search(q, args.k, ef, None, now)
-        });
-        let rec = recall(&r.results, &gt, args.k);
-        eprintln!(
-            "ann:   ef {ef:>4}: recall@{} {rec:.4}  {:>9.0} QPS{}",
-            args.k,
-            r.qps,
-            other_note(r.other_cpu)
-        );
-        sweep.push(json!({
-            "ef": ef,
-            "recall10": rec,
-            "qps": r.qps,
-            "passes_s": r.passes_s,
-            "other_cpu": r.other_cpu,
-        }));
+    let filter_queries = args
+        .filter_queries
+        .unwrap_or(queries.rows)
+        .min(queries.rows);
+    if filter_queries == 0 {
+        bail!("--filter-queries must be positive");
     }
-
-    let mut filtered = Vec::new();
+    let mut named = BTreeMap::new();
     for (name, spec) in &filters {
         let conditions = &spec["conditions"];
         let fjson = filter_json(name, conditions)?;
         let filter = Filter::parse(&fjson).map_err(|e| anyhow::anyhow!("filter {name}: {e}"))?;
-        let p = d.join(format!("gt_filter_{name}.ivecs"));
-        let fgt = read_ivecs(&p)?;
+        let fgt = read_ivecs(&d.join(format!("gt_filter_{name}.ivecs")))?;
+        if fgt.len() < filter_queries {
+            bail!("gt_filter_{name}.ivecs has {} rows", fgt.len());
+        }
         let matches = payloads.iter().filter(|p| passes(conditions, p)).count();
-        for &ef in &args.filter_ef {
-            let r = timed_cell(&queries, args.warmup, args.repeats, |q| {
-                index.search(q, args.k, ef, Some(&filter), now)
-            });
-            let rec = recall(&r.results, &fgt, args.k);
-            eprintln!(
-                "ann:   {name:<26} ef {ef:>4}: recall@{} {rec:.4}  {:>9.0} QPS{}",
-                args.k,
-                r.qps,
-                other_note(r.other_cpu)
-            );
-            filtered.push(json!({
-                "filter": name,
-                "ef": ef,
-                "recall10": rec,
-                "qps": r.qps,
-                "passes_s": r.passes_s,
-                "other_cpu": r.other_cpu,
-                "matches": matches,
-                "selectivity": matches as f64 / base.rows as f64,
-                "filter_json": fjson,
-                "method": "search(filter=Some(&Filter)) with payload indexes",
-            }));
+        named.insert(
+            name.clone(),
+            NamedFilter {
+                filter,
+                json: fjson,
+                gt: fgt,
+                matches,
+            },
+        );
+    }
+    let bench = Bench {
+        index: &index,
+        queries: &queries,
+        filters: &named,
+        k: args.k,
+        warmup: args.warmup,
+        filter_queries,
+        now: now_ms(),
+    };
+    let mut cells: Vec<Cell> = Vec::new();
+    if args.interleave {
+        serve_passes(&bench, &mut cells)?;
+    } else {
+        let mut plan: Vec<(usize, Option<String>)> = args.ef.iter().map(|&e| (e, None)).collect();
+        for name in named.keys() {
+            plan.extend(args.filter_ef.iter().map(|&e| (e, Some(name.clone()))));
+        }
+        for (ef, filter) in plan {
+            let mut cell = Cell::new(ef, filter);
+            bench.warm(&cell)?;
+            for _ in 0..args.repeats {
+                bench.pass(&mut cell)?;
+            }
+            cells.push(cell);
+        }
+    }
+
+    let mut sweep = Vec::new();
+    let mut filtered = Vec::new();
+    for cell in &cells {
+        let n = bench.queries_of(cell.filter.as_deref());
+        let qps = n as f64 / cell.median_secs();
+        let passes_s: Vec<f64> = cell.passes.iter().map(|p| p.0).collect();
+        let other_passes: Vec<Option<f64>> = cell.passes.iter().map(|p| p.1).collect();
+        let ef = cell.ef;
+        match &cell.filter {
+            None => {
+                let rec = recall(&cell.results, &gt, args.k);
+                eprintln!(
+                    "ann:   ef {ef:>4}: recall@{} {rec:.4}  {qps:>9.0} QPS (median of {}){}",
+                    args.k,
+                    passes_s.len(),
+                    other_note(cell.median_other())
+                );
+                sweep.push(json!({
+                    "ef": ef,
+                    "recall10": rec,
+                    "qps": qps,
+                    "queries": n,
+                    "passes_s": passes_s,
+                    "other_cpu": cell.median_other(),
+                    "other_cpu_max": cell.max_other(),
+                    "other_cpu_passes": other_passes,
+                }));
+            }
+            Some(name) => {
+                let f = named
+                    .get(name)
+                    .with_context(|| format!("no filter named {name}"))?;
+                let rec = recall(&cell.results, &f.gt[..n], args.k);
+                eprintln!(
+                    "ann:   {name:<26} ef {ef:>4}: recall@{} {rec:.4}  {qps:>9.0} QPS (median of {}){}",
+                    args.k,
+                    passes_s.len(),
+                    other_note(cell.median_other())
+                );
+                filtered.push(json!({
+                    "filter": name,
+                    "ef": ef,
+                    "recall10": rec,
+                    "qps": qps,
+                    "queries": n,
+                    "passes_s": passes_s,
+                    "other_cpu": cell.median_other(),
+                    "other_cpu_max": cell.max_other(),
+                    "other_cpu_passes": other_passes,
+                    "matches": f.matches,
+                    "selectivity": f.matches as f64 / base.rows as f64,
+                    "filter_json": f.json,
+                    "method": "search(filter=Some(&Filter)) with payload indexes",
+                }));
+            }
         }
     }
 
@@ -671,6 +812,9 @@ pub(crate) fn run(args: AnnArgs) -> Result<i32> {
         "batch": args.batch,
         "warmup_queries": args.warmup,
         "repeats": args.repeats,
+        "filter_queries": filter_queries,
+        "interleaved": args.interleave,
+        "timing": "median of the timed passes",
         "build_s": b.build_s,
         "build_cpu": b.cpu,
         "build_other_cpu": b.other_cpu,
@@ -695,7 +839,56 @@ pub(crate) fn run(args: AnnArgs) -> Result<i32> {
         Some(p) => crate::write_file(p, &text)?,
         None => print!("{text}"),
     }
+    if args.interleave {
+        reply(&json!({"done": true}))?;
+    }
     Ok(0)
+}
+
+/// One JSON line on stdout, flushed (the interleave protocol).
+fn reply(v: &Value) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{v}").context("writing to stdout")?;
+    out.flush().context("flushing stdout")
+}
+
+/// `--interleave`: runs passes as the driver asks until `{"cmd": "done"}`
+/// (or the end of stdin, which is an error: the driver went away).
+fn serve_passes(bench: &Bench<'_>, cells: &mut Vec<Cell>) -> Result<()> {
+    reply(&json!({"ready": true}))?;
+    for line in std::io::stdin().lock().lines() {
+        let line = line.context("reading a command from stdin")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let cmd: Value =
+            serde_json::from_str(&line).with_context(|| format!("command {line:?}"))?;
+        match cmd["cmd"].as_str() {
+            Some("pass") => {
+                let ef = cmd["ef"]
+                    .as_u64()
+                    .and_then(|e| usize::try_from(e).ok())
+                    .with_context(|| format!("command {line:?} has no ef"))?;
+                let filter = cmd["filter"].as_str().map(str::to_owned);
+                let at = match cells.iter().position(|c| c.ef == ef && c.filter == filter) {
+                    Some(i) => i,
+                    None => {
+                        cells.push(Cell::new(ef, filter));
+                        cells.len() - 1
+                    }
+                };
+                let cell = &mut cells[at];
+                if cmd["warmup"].as_bool().unwrap_or(false) {
+                    bench.warm(cell)?;
+                }
+                let (secs, other) = bench.pass(cell)?;
+                reply(&json!({"secs": secs, "other_cpu": other}))?;
+            }
+            Some("done") => return Ok(()),
+            _ => bail!("unknown command {line:?}"),
+        }
+    }
+    bail!("stdin closed before the driver said done")
 }
 
 fn other_note(other: Option<f64>) -> String {
@@ -743,6 +936,19 @@ mod tests {
             &json!([["year", "eq", 2001], ["len_bucket", "eq", "short"]]),
             &p
         ));
+    }
+
+    #[test]
+    fn median_of_passes() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0]), Some(3.0));
+        assert_eq!(median(vec![5.0, 1.0, 3.0]), Some(3.0));
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        let mut c = Cell::new(16, None);
+        c.passes = vec![(0.3, Some(0.1)), (0.1, None), (0.2, Some(0.5))];
+        assert_eq!(c.median_secs(), 0.2);
+        assert_eq!(c.median_other(), Some(0.3));
+        assert_eq!(c.max_other(), Some(0.5));
     }
 
     #[test]

@@ -4,8 +4,11 @@
 //! 1. In-process: `strata_cache::MemoryCache` through the `CacheStore` trait
 //!    versus `moka::future::Cache` and `quick_cache::sync::Cache` used
 //!    directly, on a Zipf-distributed read-mostly workload.
-//! 2. Redis: `strata_cache::RedisCache` (one shared connection manager)
-//!    versus `redis-benchmark` against the same server.
+//! 2. Redis: `strata_cache::RedisCache` versus `redis-benchmark` against the
+//!    same server, at equal pipelining: N tasks on one shared connection
+//!    manager (N requests in flight on one socket) against `redis-benchmark
+//!    -c 1 -P N`, and N tasks with a connection each (one request in flight
+//!    per socket) against `redis-benchmark -c N`.
 //! 3. End to end: two `strata-loadgen run` JSON files (history cache on and
 //!    off), read back and compared; `bench/cache.sh` produces them.
 //!
@@ -470,6 +473,10 @@ async fn memory_section(args: &CacheArgs) -> Result<Vec<MemCell>> {
 struct RedisCell {
     op: &'static str,
     tasks: usize,
+    /// TCP connections the tasks use (1: one shared `RedisCache`, whose
+    /// connection manager multiplexes every task's requests; `tasks`: a
+    /// `RedisCache` per task).
+    connections: usize,
     ops: u64,
     errors: u64,
     seconds: f64,
@@ -480,6 +487,11 @@ struct RedisCell {
 impl RedisCell {
     fn ops_per_s(&self) -> f64 {
         self.ops as f64 / self.seconds
+    }
+
+    /// Requests in flight per connection, at most.
+    fn depth(&self) -> usize {
+        self.tasks / self.connections.max(1)
     }
 }
 
@@ -552,53 +564,71 @@ async fn redis_strata(args: &CacheArgs) -> Result<Vec<RedisCell>> {
     }
     let mut cells = Vec::new();
     for &tasks in &args.redis_tasks {
-        for (op, set) in [("get", false), ("set", true)] {
-            let phase = Arc::new(AtomicU8::new(WARMUP));
-            let handles: Vec<_> = (0..tasks)
-                .map(|t| {
-                    tokio::spawn(redis_worker(
-                        cache.clone(),
-                        set,
-                        Arc::clone(&keys),
-                        value.clone(),
-                        Arc::clone(&phase),
-                        0xBEEF + t as u64,
-                    ))
-                })
-                .collect();
-            tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
-            phase.store(MEASURE, Ordering::Relaxed);
-            let start = Instant::now();
-            tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
-            phase.store(STOP, Ordering::Relaxed);
-            let seconds = start.elapsed().as_secs_f64();
-            let mut all = Vec::new();
-            let mut errors = 0;
-            for h in handles {
-                let (lat, e) = h.await.context("Redis worker panicked")?;
-                all.extend(lat);
-                errors += e;
+        // One shared connection (N in flight on it), and for N > 1 also a
+        // connection per task (1 in flight on each).
+        let mut shapes = vec![1];
+        if tasks > 1 {
+            shapes.push(tasks);
+        }
+        for connections in shapes {
+            let mut caches = vec![cache.clone()];
+            while caches.len() < connections {
+                caches.push(
+                    RedisCache::connect(&args.redis_url)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{}", e.message()))
+                        .context("opening one connection per task")?,
+                );
             }
-            all.sort_unstable();
-            let cell = RedisCell {
-                op,
-                tasks,
-                ops: all.len() as u64,
-                errors,
-                seconds,
-                p50_ms: percentile_ms(&all, 0.50),
-                p99_ms: percentile_ms(&all, 0.99),
-            };
-            eprintln!(
-                "  strata RedisCache {op} tasks {tasks:>3}: {:>10.0} ops/s  p50 {:.3} ms  p99 {:.3} ms  errors {errors}",
-                cell.ops_per_s(),
-                cell.p50_ms,
-                cell.p99_ms
-            );
-            if errors > 0 {
-                bail!("{errors} Strata RedisCache {op} calls failed with {tasks} tasks");
+            for (op, set) in [("get", false), ("set", true)] {
+                let phase = Arc::new(AtomicU8::new(WARMUP));
+                let handles: Vec<_> = (0..tasks)
+                    .map(|t| {
+                        tokio::spawn(redis_worker(
+                            caches[t % caches.len()].clone(),
+                            set,
+                            Arc::clone(&keys),
+                            value.clone(),
+                            Arc::clone(&phase),
+                            0xBEEF + t as u64,
+                        ))
+                    })
+                    .collect();
+                tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+                phase.store(MEASURE, Ordering::Relaxed);
+                let start = Instant::now();
+                tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+                phase.store(STOP, Ordering::Relaxed);
+                let seconds = start.elapsed().as_secs_f64();
+                let mut all = Vec::new();
+                let mut errors = 0;
+                for h in handles {
+                    let (lat, e) = h.await.context("Redis worker panicked")?;
+                    all.extend(lat);
+                    errors += e;
+                }
+                all.sort_unstable();
+                let cell = RedisCell {
+                    op,
+                    tasks,
+                    connections,
+                    ops: all.len() as u64,
+                    errors,
+                    seconds,
+                    p50_ms: percentile_ms(&all, 0.50),
+                    p99_ms: percentile_ms(&all, 0.99),
+                };
+                eprintln!(
+                    "  strata RedisCache {op} tasks {tasks:>3} connections {connections:>3}: {:>10.0} ops/s  p50 {:.3} ms  p99 {:.3} ms  errors {errors}",
+                    cell.ops_per_s(),
+                    cell.p50_ms,
+                    cell.p99_ms
+                );
+                if errors > 0 {
+                    bail!("{errors} Strata RedisCache {op} calls failed with {tasks} tasks");
+                }
+                cells.push(cell);
             }
-            cells.push(cell);
         }
     }
     cache
@@ -618,11 +648,21 @@ fn redis_benchmark(args: &CacheArgs) -> Result<(Vec<RbRow>, Vec<String>)> {
     };
     let mut rows = Vec::new();
     let mut commands = Vec::new();
-    let runs: [(&str, usize, usize, u64); 3] = [
-        ("c1", 1, 1, args.redis_benchmark_requests_single),
-        ("c50", 50, 1, args.redis_benchmark_requests),
-        ("c50-P16", 50, 16, args.redis_benchmark_requests),
-    ];
+    // The same shapes as the Strata cells (connections x requests in
+    // flight per connection), then the fixed ceiling run of earlier reports.
+    let mut runs: Vec<(String, usize, usize, u64)> = Vec::new();
+    for &tasks in &args.redis_tasks {
+        let n = if tasks == 1 {
+            args.redis_benchmark_requests_single
+        } else {
+            args.redis_benchmark_requests
+        };
+        runs.push((rb_label(tasks, 1), tasks, 1, n));
+        if tasks > 1 {
+            runs.push((rb_label(1, tasks), 1, tasks, args.redis_benchmark_requests));
+        }
+    }
+    runs.push((rb_label(50, 16), 50, 16, args.redis_benchmark_requests));
     for (label, clients, pipeline, n) in runs {
         let mut argv: Vec<String> = vec![
             "-h".into(),
@@ -678,7 +718,7 @@ fn redis_benchmark(args: &CacheArgs) -> Result<(Vec<RbRow>, Vec<String>)> {
             };
             let p = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
             let row = RbRow {
-                label: label.to_string(),
+                label: label.clone(),
                 clients,
                 pipeline,
                 test: fields[0].to_ascii_lowercase(),
@@ -859,6 +899,15 @@ fn rb_find<'a>(rows: &'a [RbRow], label: &str, test: &str) -> Option<&'a RbRow> 
     rows.iter().find(|r| r.label == label && r.test == test)
 }
 
+/// The label of a redis-benchmark run: `c<clients>` or `c<clients>-P<pipeline>`.
+fn rb_label(clients: usize, pipeline: usize) -> String {
+    if pipeline > 1 {
+        format!("c{clients}-P{pipeline}")
+    } else {
+        format!("c{clients}")
+    }
+}
+
 fn e2e_find<'a>(cells: &'a [E2eCell], scenario: &str, clients: u64) -> Option<&'a E2eCell> {
     cells
         .iter()
@@ -898,7 +947,10 @@ fn to_json(
         .iter()
         .map(|c| {
             json!({
-                "op": c.op, "tasks": c.tasks, "ops": c.ops, "errors": c.errors,
+                "op": c.op, "tasks": c.tasks, "connections": c.connections,
+                "in_flight_per_connection": c.depth(),
+                "peer_same_shape": rb_label(c.connections, c.depth()),
+                "ops": c.ops, "errors": c.errors,
                 "seconds": r3(c.seconds), "ops_per_s": c.ops_per_s().round(),
                 "p50_ms": c.p50_ms, "p99_ms": c.p99_ms,
             })
@@ -1091,13 +1143,18 @@ fn markdown(
         let _ = writeln!(
             w,
             "Server: {} (the same server for both sides). **strata**: \
-             `strata_cache::RedisCache::connect(url)`, one `RedisCache` (one shared, multiplexed \
-             `ConnectionManager`, as the Strata server uses it) cloned into N tokio tasks; each \
-             task issues `get(\"{NS}\", key)` or `set(\"{NS}\", key, {}-byte value, 1 h)` back to \
-             back over {REDIS_KEYS} pre-populated keys drawn uniformly; {} s warm-up + {} s \
-             measured; latency per call. **redis-benchmark**: `redis-benchmark` as a subprocess, \
-             C client, one TCP connection per client, a single key (`key:__rand_int__`, no `-r`), \
-             `SET` carries `-d {}` bytes:\n",
+             `strata_cache::RedisCache` (a `ConnectionManager`, as the Strata server uses it) \
+             driven by N tokio tasks, each issuing `get(\"{NS}\", key)` or `set(\"{NS}\", key, \
+             {}-byte value, 1 h)` back to back over {REDIS_KEYS} pre-populated keys drawn \
+             uniformly; {} s warm-up + {} s measured; latency per call. Two shapes per task \
+             count: all tasks on **one shared** `RedisCache` (the server's way: one socket, its \
+             requests multiplexed, so up to N in flight on it — pipelining in effect), and **one \
+             `RedisCache` per task** (N sockets, one request in flight on each). \
+             **redis-benchmark**: the C client as a subprocess, a single key \
+             (`key:__rand_int__`, no `-r`), `SET` carries `-d {}` bytes, run in the same two \
+             shapes — `-c N` (N connections, one request in flight each) and `-c 1 -P N` (one \
+             connection, N requests pipelined) — plus `-c 50 -P 16`, a ceiling no Strata cell \
+             matches:\n",
             strata_cache::redis::redact_url(&args.redis_url),
             args.value_bytes,
             args.warmup,
@@ -1110,25 +1167,35 @@ fn markdown(
         let _ = writeln!(w);
         let _ = writeln!(
             w,
-            "| op | concurrency | strata RedisCache ops/s | p50 / p99 ms | redis-benchmark req/s (same concurrency) | p50 / p99 ms | strata ÷ redis-benchmark | redis-benchmark `-c 50 -P 16` req/s | strata ÷ pipelined |"
+            "**Ratios are at equal pipelining only**: each Strata cell is compared with the \
+             redis-benchmark run of the same shape (connections × requests in flight per \
+             connection).\n"
         );
-        let _ = writeln!(w, "|---|---:|---:|---|---:|---|---:|---:|---:|");
+        let _ = writeln!(
+            w,
+            "| op | tasks | connections × in flight | strata RedisCache ops/s | p50 / p99 ms | redis-benchmark, same shape | req/s | p50 / p99 ms | **strata ÷ redis-benchmark** |"
+        );
+        let _ = writeln!(w, "|---|---:|---|---:|---|---|---:|---|---:|");
+        let lat = |p50: Option<f64>, p99: Option<f64>| match (p50, p99) {
+            (Some(a), Some(b)) => format!("{a:.3} / {b:.3}"),
+            _ => "—".into(),
+        };
         for c in redis_cells {
-            let label = match c.tasks {
-                1 => Some("c1"),
-                50 => Some("c50"),
-                _ => None,
+            let label = rb_label(c.connections, c.depth());
+            let peer = rb_find(rb, &label, c.op);
+            let shape = if c.connections == 1 && c.tasks > 1 {
+                format!("1 × ≤{} (shared)", c.tasks)
+            } else {
+                format!("{} × 1", c.connections)
             };
-            let peer = label.and_then(|l| rb_find(rb, l, c.op));
-            // The pipelined run is a ceiling for the concurrent rows only.
-            let piped = rb_find(rb, "c50-P16", c.op).filter(|_| c.tasks > 1);
-            let lat = |p50: Option<f64>, p99: Option<f64>| match (p50, p99) {
-                (Some(a), Some(b)) => format!("{a:.3} / {b:.3}"),
-                _ => "—".into(),
+            let rb_shape = if c.depth() > 1 {
+                format!("`-c 1 -P {}`", c.depth())
+            } else {
+                format!("`-c {}`", c.connections)
             };
             let _ = writeln!(
                 w,
-                "| {} | {} | {} | {} | {} | {} | **{}** | {} | {} |",
+                "| {} | {} | {shape} | {} | {} | {rb_shape} | {} | {} | **{}** |",
                 c.op,
                 c.tasks,
                 fmt_int(c.ops_per_s()),
@@ -1136,16 +1203,29 @@ fn markdown(
                 peer.map_or("—".into(), |p| fmt_int(p.rps)),
                 peer.map_or("—".into(), |p| lat(p.p50_ms, p.p99_ms)),
                 fmt_ratio(peer.and_then(|p| ratio(c.ops_per_s(), p.rps))),
-                piped.map_or("—".into(), |p| fmt_int(p.rps)),
-                fmt_ratio(piped.and_then(|p| ratio(c.ops_per_s(), p.rps))),
+            );
+        }
+        let ceiling: Vec<String> = ["get", "set"]
+            .iter()
+            .filter_map(|op| {
+                rb_find(rb, &rb_label(50, 16), op).map(|p| format!("{op} {} req/s", fmt_int(p.rps)))
+            })
+            .collect();
+        if !ceiling.is_empty() {
+            let _ = writeln!(
+                w,
+                "\nCeiling, not a comparison (no Strata cell has this shape): `redis-benchmark \
+                 -c 50 -P 16` (50 connections × 16 pipelined) — {}.",
+                ceiling.join(", ")
             );
         }
         let _ = writeln!(
             w,
-            "\nConcurrency: tokio tasks on one shared connection for Strata (requests from all \
-             tasks are multiplexed, i.e. implicitly pipelined, on one socket) versus that many \
-             separate connections for redis-benchmark. redis-benchmark runs on the same machine \
-             as the server, like the Strata client.\n"
+            "\nA shared `RedisCache` keeps up to N requests in flight continuously; \
+             `redis-benchmark -P N` sends N, waits for all N replies, then sends the next N, so \
+             the shapes match in depth, not in every detail. redis-benchmark runs on the same \
+             machine as the server, like the Strata client; Redis's own CPU counts as part of \
+             the benchmark in the load figures.\n"
         );
     }
 
@@ -1291,6 +1371,29 @@ mod tests {
             let u = rng.next_f64();
             assert!((0.0..1.0).contains(&u));
         }
+    }
+
+    #[test]
+    fn peer_runs_have_the_cells_shapes() {
+        assert_eq!(rb_label(1, 1), "c1");
+        assert_eq!(rb_label(50, 1), "c50");
+        assert_eq!(rb_label(1, 50), "c1-P50");
+        let shared = RedisCell {
+            op: "get",
+            tasks: 50,
+            connections: 1,
+            ops: 0,
+            errors: 0,
+            seconds: 1.0,
+            p50_ms: 0.0,
+            p99_ms: 0.0,
+        };
+        assert_eq!(rb_label(shared.connections, shared.depth()), "c1-P50");
+        let own = RedisCell {
+            connections: 50,
+            ..shared
+        };
+        assert_eq!(rb_label(own.connections, own.depth()), "c50");
     }
 
     #[test]
