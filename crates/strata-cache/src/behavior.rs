@@ -45,16 +45,17 @@ use strata_core::{ErrorKind, Result};
 /// A TTL long enough that nothing expires during a check.
 const LONG: Duration = Duration::from_secs(300);
 
-/// Calls `$callback! { $($args)* ; behavior, behavior, … }` with the name of
-/// every behaviour in this module, so a test file can generate one test per
-/// (backend, behaviour). Extra arguments after the callback's name are passed
-/// through before the `;` (for example the backend to open).
+/// Calls `$callback! { behavior, behavior, … }` with the name of every
+/// behaviour in this module, so a test file can generate one test per
+/// (backend, behaviour). `for_each_behavior!(callback, args…)` passes the
+/// extra arguments first: `$callback! { args… ; behavior, … }` (for example
+/// the backend to open).
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __cache_for_each_behavior {
     ($callback:ident $(, $($args:tt)*)?) => {
         $callback! {
-            $($($args)*)? ;
+            $($($args)* ;)?
             ping_answers,
             get_set_overwrite_delete,
             binary_values_round_trip,

@@ -13,6 +13,7 @@ use strata_core::ErrorKind;
 
 /// The Redis to test against, or `None` after a `SKIPPED` line (a failure
 /// under CI).
+#[track_caller]
 fn redis_url(test: &str) -> Option<String> {
     strata_testkit::backend("STRATA_TEST_REDIS_URL", test)
 }

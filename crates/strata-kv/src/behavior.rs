@@ -45,17 +45,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use strata_core::kv::{KvOp, KvOpOutcome, KvStats, KvStore, SetOptions, MAX_KEY_LEN, MAX_TTL};
 use strata_core::{Cursor, ErrorKind, PageRequest, Result};
 
-/// Calls `$callback! { $($args)* ; behavior, behavior, … }` with the name of
-/// every behaviour in this module, so a test file can generate one test per
-/// (backend, behaviour). Extra arguments after the callback's name are passed
-/// through before the `;` (for example the backend to open). The `ttl_expiry`
+/// Calls `$callback! { behavior, behavior, … }` with the name of every
+/// behaviour in this module, so a test file can generate one test per
+/// (backend, behaviour). `for_each_behavior!(callback, args…)` passes the
+/// extra arguments first: `$callback! { args… ; behavior, … }` (for example
+/// the backend to open). The `ttl_expiry`
 /// behaviour sleeps past a one-second TTL.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __kv_for_each_behavior {
     ($callback:ident $(, $($args:tt)*)?) => {
         $callback! {
-            $($($args)*)? ;
+            $($($args)* ;)?
             get_set_overwrite_delete_exists,
             invalid_keys_are_rejected,
             invalid_ttls_are_rejected,
