@@ -4,15 +4,17 @@
 //! `strata serve` process is killed with SIGKILL mid-write; after each
 //! restart every acknowledged message must be there with the seq it was
 //! acknowledged with, and each conversation's seqs must be 1..=n with no gap
-//! and no duplicate. Repeated over several kill cycles on one data folder.
+//! and no duplicate. Repeated over several kill cycles on one data folder;
+//! each cycle shows that appends were acknowledged in it and that at least
+//! one append was in flight (sent, never answered) when the kill landed.
 
 mod common;
 
-use common::{Server, ADMIN_KEY};
+use common::{InFlight, Server, ADMIN_KEY};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const CLIENTS: usize = 8;
 const CONVERSATIONS: usize = 3;
@@ -96,15 +98,18 @@ async fn acknowledged_appends_survive_sigkill() {
 
     for cycle in 0..CYCLES {
         let url = server.url.clone();
+        let inflight = Arc::new(InFlight::default());
         let mut tasks = Vec::new();
         for client in 0..CLIENTS {
             let (url, key, acked) = (url.clone(), key.clone(), acked.clone());
+            let inflight = inflight.clone();
             tasks.push(tokio::spawn(async move {
                 let http = reqwest::Client::new();
                 let mut n = 0usize;
                 loop {
                     let conv = (client + n) % CONVERSATIONS;
                     let content = format!("cycle{cycle}-client{client}-n{n}");
+                    let started = inflight.start();
                     let res = http
                         .post(format!("{url}/v1/bots/dur/conversations/c{conv}/messages"))
                         .bearer_auth(&key)
@@ -112,11 +117,19 @@ async fn acknowledged_appends_survive_sigkill() {
                         .timeout(Duration::from_secs(5))
                         .send()
                         .await;
-                    let Ok(res) = res else { return n };
+                    let Ok(res) = res else {
+                        inflight.unanswered(started);
+                        return n;
+                    };
                     if res.status().as_u16() != 201 {
+                        inflight.answered();
                         return n;
                     }
-                    let Ok(body) = res.json::<Value>().await else { return n };
+                    let Ok(body) = res.json::<Value>().await else {
+                        inflight.unanswered(started);
+                        return n;
+                    };
+                    inflight.answered();
                     let seq = body["seq"].as_i64().expect("seq in 201 body");
                     acked.lock().expect("lock").insert(content, (conv, seq));
                     n += 1;
@@ -125,6 +138,8 @@ async fn acknowledged_appends_survive_sigkill() {
         }
         // Let writes flow, then kill the server while they are in flight.
         tokio::time::sleep(Duration::from_millis(400 + 150 * cycle as u64)).await;
+        inflight.wait_for_outstanding().await;
+        let killed_at = Instant::now();
         server.kill();
         let mut sent = 0;
         for t in tasks {
@@ -133,6 +148,11 @@ async fn acknowledged_appends_survive_sigkill() {
         assert!(
             sent > 0,
             "cycle {cycle}: no append was acknowledged before the kill"
+        );
+        let cut = inflight.cut_off_by(killed_at);
+        assert!(
+            cut > 0,
+            "cycle {cycle}: no append was in flight when the server was killed"
         );
 
         server = Server::start(dir.path()).await;
@@ -149,7 +169,7 @@ async fn acknowledged_appends_survive_sigkill() {
             "cycle {cycle}: more messages than were sent"
         );
         eprintln!(
-            "cycle {cycle}: {sent} acknowledged this cycle, {stored} stored in total, all verified"
+            "cycle {cycle}: {sent} acknowledged this cycle, {cut} in flight at the kill, {stored} stored in total, all verified"
         );
     }
 

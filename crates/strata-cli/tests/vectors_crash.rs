@@ -3,15 +3,17 @@
 //! upsert is stored and searchable, every acknowledged delete is gone, and
 //! the index (count, search) agrees with the stored rows (scroll). One cycle
 //! shuts down gracefully in between, so a restart also loads a snapshot and
-//! replays the changes after it.
+//! replays the changes after it. Every cycle shows that upserts were
+//! acknowledged in it, and each SIGKILL that an upsert was in flight (sent,
+//! never answered) when it landed.
 
 mod common;
 
-use common::Server;
+use common::{InFlight, Server};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const DIM: usize = 16;
 const UPSERTERS: u64 = 3;
@@ -118,10 +120,12 @@ async fn acknowledged_vector_writes_survive_sigkill() {
             let a = acked.lock().expect("lock");
             a.upserted.difference(&a.delete_sent).copied().collect()
         };
-        let mut tasks = Vec::new();
+        let inflight = Arc::new(InFlight::default());
+        let mut upserters = Vec::new();
         for client in 0..UPSERTERS {
             let (url, key, acked) = (url.clone(), key.clone(), acked.clone());
-            tasks.push(tokio::spawn(async move {
+            let inflight = inflight.clone();
+            upserters.push(tokio::spawn(async move {
                 let http = reqwest::Client::new();
                 let mut n = 0u64;
                 loop {
@@ -132,6 +136,7 @@ async fn acknowledged_vector_writes_survive_sigkill() {
                         .iter()
                         .map(|i| json!({"id": i, "vector": vector(*i), "payload": {"c": cycle}}))
                         .collect();
+                    let started = inflight.start();
                     let res = http
                         .put(format!("{url}{BASE}/points"))
                         .bearer_auth(&key)
@@ -141,14 +146,23 @@ async fn acknowledged_vector_writes_survive_sigkill() {
                         .await;
                     match res {
                         Ok(r) if r.status().is_success() => {
+                            inflight.answered();
                             acked.lock().expect("lock").upserted.extend(ids);
                             n += 1;
                         }
-                        _ => return n,
+                        Ok(_) => {
+                            inflight.answered();
+                            return n;
+                        }
+                        Err(_) => {
+                            inflight.unanswered(started);
+                            return n;
+                        }
                     }
                 }
             }));
         }
+        let mut deleters = Vec::new();
         for d in 0..DELETERS {
             let (url, key, acked) = (url.clone(), key.clone(), acked.clone());
             let mine: Vec<u64> = deletable
@@ -156,7 +170,7 @@ async fn acknowledged_vector_writes_survive_sigkill() {
                 .copied()
                 .filter(|i| (*i as usize) % DELETERS == d)
                 .collect();
-            tasks.push(tokio::spawn(async move {
+            deleters.push(tokio::spawn(async move {
                 let http = reqwest::Client::new();
                 let mut n = 0u64;
                 for chunk in mine.chunks(3) {
@@ -180,22 +194,40 @@ async fn acknowledged_vector_writes_survive_sigkill() {
             }));
         }
         tokio::time::sleep(Duration::from_millis(700 + 200 * cycle)).await;
-        if cycle == 1 {
+        let graceful = cycle == 1;
+        if graceful {
             // A graceful stop writes index snapshots; later writes are replayed.
             server.terminate();
         } else {
+            inflight.wait_for_outstanding().await;
+        }
+        let killed_at = Instant::now();
+        if !graceful {
             server.kill();
         }
-        let mut done = 0;
-        for t in tasks {
-            done += t.await.expect("client task");
+        let mut upserted = 0;
+        for t in upserters {
+            upserted += t.await.expect("upsert task");
         }
-        assert!(done > 0, "cycle {cycle}: nothing was acknowledged");
+        for t in deleters {
+            t.await.expect("delete task");
+        }
+        assert!(
+            upserted > 0,
+            "cycle {cycle}: no upsert was acknowledged in this cycle"
+        );
+        // A graceful stop answers what it accepted; a SIGKILL cuts off what
+        // was in flight.
+        let cut = inflight.cut_off_by(killed_at);
+        assert!(
+            graceful || cut > 0,
+            "cycle {cycle}: no upsert was in flight when the server was killed"
+        );
         server = Server::start(dir.path()).await;
         let snapshot = acked.lock().expect("lock").clone();
         verify(&server, &key, &snapshot).await;
         eprintln!(
-            "cycle {cycle}: {} upserts and {} deletes acknowledged so far, all verified",
+            "cycle {cycle}: {upserted} upsert batches acknowledged and {cut} in flight at the stop; {} upserts and {} deletes acknowledged so far, all verified",
             snapshot.upserted.len(),
             snapshot.deleted.len()
         );
