@@ -4,9 +4,11 @@
 //! `strata serve` process is killed with SIGKILL mid-write; after each
 //! restart every acknowledged message must be there with the seq it was
 //! acknowledged with, and each conversation's seqs must be 1..=n with no gap
-//! and no duplicate. Repeated over several kill cycles on one data folder;
-//! each cycle shows that appends were acknowledged in it and that at least
-//! one append was in flight (sent, never answered) when the kill landed.
+//! and no duplicate. Repeated over several kill cycles on one data folder.
+//! Every cycle must have appends acknowledged in it; a kill counts only when
+//! at least one append was in flight (sent, never answered) when it landed —
+//! on a busy machine the server can have answered everything the clients
+//! sent — and the test runs more cycles until `CYCLES` kills have counted.
 
 mod common;
 
@@ -18,7 +20,10 @@ use std::time::{Duration, Instant};
 
 const CLIENTS: usize = 8;
 const CONVERSATIONS: usize = 3;
+/// Kills that found an append in flight.
 const CYCLES: usize = 4;
+/// Cycles at most, counted or not.
+const MAX_CYCLES: usize = 3 * CYCLES;
 
 /// content → (conversation, seq) for every acknowledged append.
 type Acked = Arc<Mutex<BTreeMap<String, (usize, i64)>>>;
@@ -96,7 +101,12 @@ async fn acknowledged_appends_survive_sigkill() {
     }
     let acked: Acked = Arc::default();
 
-    for cycle in 0..CYCLES {
+    let mut counted = 0;
+    for cycle in 0.. {
+        assert!(
+            cycle < MAX_CYCLES,
+            "only {counted} of {cycle} kills found an append in flight"
+        );
         let url = server.url.clone();
         let inflight = Arc::new(InFlight::default());
         let mut tasks = Vec::new();
@@ -150,10 +160,9 @@ async fn acknowledged_appends_survive_sigkill() {
             "cycle {cycle}: no append was acknowledged before the kill"
         );
         let cut = inflight.cut_off_by(killed_at);
-        assert!(
-            cut > 0,
-            "cycle {cycle}: no append was in flight when the server was killed"
-        );
+        if cut > 0 {
+            counted += 1;
+        }
 
         server = Server::start(dir.path()).await;
         let stored = verify(&server, &key, &acked).await;
@@ -169,8 +178,12 @@ async fn acknowledged_appends_survive_sigkill() {
             "cycle {cycle}: more messages than were sent"
         );
         eprintln!(
-            "cycle {cycle}: {sent} acknowledged this cycle, {cut} in flight at the kill, {stored} stored in total, all verified"
+            "cycle {cycle}: {sent} acknowledged this cycle, {cut} in flight at the kill{}, {stored} stored in total, all verified",
+            if cut > 0 { "" } else { " (not counted: the kill found nothing to cut off)" }
         );
+        if counted == CYCLES {
+            break;
+        }
     }
 
     // Appends work normally after the last restart and continue the numbering.

@@ -3,9 +3,11 @@
 //! upsert is stored and searchable, every acknowledged delete is gone, and
 //! the index (count, search) agrees with the stored rows (scroll). One cycle
 //! shuts down gracefully in between, so a restart also loads a snapshot and
-//! replays the changes after it. Every cycle shows that upserts were
-//! acknowledged in it, and each SIGKILL that an upsert was in flight (sent,
-//! never answered) when it landed.
+//! replays the changes after it. Every cycle must have upserts acknowledged
+//! in it; a SIGKILL counts only when an upsert was in flight (sent, never
+//! answered) when it landed — on a busy machine the server can have answered
+//! everything the clients sent — and the test runs more cycles until `KILLS`
+//! kills have counted.
 
 mod common;
 
@@ -18,7 +20,11 @@ use std::time::{Duration, Instant};
 const DIM: usize = 16;
 const UPSERTERS: u64 = 3;
 const DELETERS: usize = 2;
-const CYCLES: u64 = 3;
+/// SIGKILLs that found an upsert in flight (besides the graceful stop of
+/// cycle 1).
+const KILLS: usize = 2;
+/// Cycles at most, counted or not.
+const MAX_CYCLES: u64 = 8;
 const BASE: &str = "/v1/bots/vc/collections/crash";
 
 fn vector(id: u64) -> Vec<f32> {
@@ -114,7 +120,12 @@ async fn acknowledged_vector_writes_survive_sigkill() {
         .await;
     let acked: Arc<Mutex<Acked>> = Arc::default();
 
-    for cycle in 0..CYCLES {
+    let mut counted = 0;
+    for cycle in 0.. {
+        assert!(
+            cycle < MAX_CYCLES,
+            "only {counted} of the SIGKILLs in {cycle} cycles found an upsert in flight"
+        );
         let url = server.url.clone();
         let deletable: Vec<u64> = {
             let a = acked.lock().expect("lock");
@@ -219,17 +230,24 @@ async fn acknowledged_vector_writes_survive_sigkill() {
         // A graceful stop answers what it accepted; a SIGKILL cuts off what
         // was in flight.
         let cut = inflight.cut_off_by(killed_at);
-        assert!(
-            graceful || cut > 0,
-            "cycle {cycle}: no upsert was in flight when the server was killed"
-        );
+        if !graceful && cut > 0 {
+            counted += 1;
+        }
         server = Server::start(dir.path()).await;
         let snapshot = acked.lock().expect("lock").clone();
         verify(&server, &key, &snapshot).await;
         eprintln!(
-            "cycle {cycle}: {upserted} upsert batches acknowledged and {cut} in flight at the stop; {} upserts and {} deletes acknowledged so far, all verified",
+            "cycle {cycle}: {upserted} upsert batches acknowledged and {cut} in flight at the {}; {} upserts and {} deletes acknowledged so far, all verified",
+            match (graceful, cut) {
+                (true, _) => "graceful stop",
+                (false, 0) => "kill (not counted: it found nothing to cut off)",
+                (false, _) => "kill",
+            },
             snapshot.upserted.len(),
             snapshot.deleted.len()
         );
+        if counted == KILLS && cycle >= 1 {
+            break;
+        }
     }
 }
