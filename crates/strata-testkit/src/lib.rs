@@ -61,11 +61,25 @@ fn required_by(ci: Option<impl AsRef<OsStr>>, require: Option<impl AsRef<OsStr>>
 #[track_caller]
 pub fn backend(var: &str, test: &str) -> Option<String> {
     let value = std::env::var(var).ok();
-    decide(var, test, value, backends_required())
+    // Straight to the stderr handle: the test harness captures `eprintln!`
+    // of passing tests, and a skip must be seen.
+    decide(
+        var,
+        test,
+        value,
+        backends_required(),
+        &mut std::io::stderr().lock(),
+    )
 }
 
 #[track_caller]
-fn decide(var: &str, test: &str, value: Option<String>, required: bool) -> Option<String> {
+fn decide(
+    var: &str,
+    test: &str,
+    value: Option<String>,
+    required: bool,
+    out: &mut dyn Write,
+) -> Option<String> {
     match value {
         Some(v) if !v.trim().is_empty() => Some(v),
         _ if required => panic!(
@@ -73,10 +87,10 @@ fn decide(var: &str, test: &str, value: Option<String>, required: bool) -> Optio
              backend test to run (bash scripts/test.sh sets it)"
         ),
         _ => {
-            // Straight to the stderr handle: the test harness captures
-            // `eprintln!` of passing tests, and a skip must be seen.
-            let line = format!("SKIPPED {test}: {var} is not set (bash scripts/test.sh sets it)\n");
-            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            let _ = writeln!(
+                out,
+                "SKIPPED {test}: {var} is not set (bash scripts/test.sh sets it)"
+            );
             None
         }
     }
@@ -98,32 +112,38 @@ mod tests {
     }
 
     #[test]
-    fn a_set_variable_is_returned() {
-        assert_eq!(
-            decide("V", "t", Some("redis://x".into()), true).as_deref(),
-            Some("redis://x")
-        );
-        assert_eq!(
-            decide("V", "t", Some("redis://x".into()), false).as_deref(),
-            Some("redis://x")
-        );
+    fn a_set_variable_is_returned_silently() {
+        for required in [true, false] {
+            let mut out = Vec::new();
+            assert_eq!(
+                decide("V", "t", Some("redis://x".into()), required, &mut out).as_deref(),
+                Some("redis://x")
+            );
+            assert!(out.is_empty());
+        }
     }
 
     #[test]
-    fn unset_or_blank_is_skipped_by_hand() {
-        assert_eq!(decide("V", "t", None, false), None);
-        assert_eq!(decide("V", "t", Some("  ".into()), false), None);
+    fn unset_or_blank_is_skipped_by_hand_with_one_line() {
+        for value in [None, Some("  ".to_owned())] {
+            let mut out = Vec::new();
+            assert_eq!(decide("V", "a::t", value, false, &mut out), None);
+            assert_eq!(
+                String::from_utf8(out).expect("utf-8"),
+                "SKIPPED a::t: V is not set (bash scripts/test.sh sets it)\n"
+            );
+        }
     }
 
     #[test]
     #[should_panic(expected = "t cannot run: V is not set")]
     fn unset_fails_when_required() {
-        decide("V", "t", None, true);
+        decide("V", "t", None, true, &mut Vec::new());
     }
 
     #[test]
     #[should_panic(expected = "t cannot run: V is not set")]
     fn blank_fails_when_required() {
-        decide("V", "t", Some(String::new()), true);
+        decide("V", "t", Some(String::new()), true, &mut Vec::new());
     }
 }
