@@ -14,9 +14,10 @@
 //!   always names a whole body; a failed put leaves no row and removes what
 //!   it wrote.
 //!
-//! [`open_drive`] opens the store a URL names; [`behavior::run_all`] is the
-//! suite every store passes (tests/behavior.rs runs it on the filesystem and
-//! on an S3-compatible server).
+//! [`open_drive`] opens the store a URL names; [`behavior`] is the suite
+//! every store passes (tests/behavior.rs runs each behaviour
+//! [`behavior::for_each_behavior!`] lists as its own test, on the filesystem
+//! and on an S3-compatible server).
 
 pub mod behavior;
 mod store;

@@ -1,5 +1,6 @@
-//! The vectors behaviour suite against the embedded engine, and its
-//! persistence: snapshots, replay of later changes, rebuild without files.
+//! The vectors behaviour suite against the embedded engine, as one test per
+//! behaviour (`embedded::filters`, …), and its persistence: snapshots, replay
+//! of later changes, rebuild without files.
 
 use serde_json::json;
 use std::path::Path;
@@ -30,14 +31,36 @@ async fn bots(db: &SqliteDatabase, names: &[&str]) -> Vec<BotId> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn embedded_engine_passes_the_vectors_behaviour_suite() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (db, v) = open(dir.path()).await;
-    let b = bots(&db, &["one", "two"]).await;
-    behavior::run_all(&v, &b[0], &b[1]).await;
-    db.close().await;
+/// The bots a behaviour gets, by the names `for_each_behavior!` gives them.
+struct Bots {
+    bot: BotId,
+    other: BotId,
 }
+
+/// `mod embedded { one #[tokio::test] per behaviour }`, each on a fresh
+/// database and vectors folder with two bots.
+macro_rules! embedded_tests {
+    ($($behavior:ident($($arg:ident),*)),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $behavior() {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let (db, v) = super::open(dir.path()).await;
+                    let mut b = super::bots(&db, &["one", "two"]).await;
+                    let bots = super::Bots {
+                        other: b.remove(1),
+                        bot: b.remove(0),
+                    };
+                    super::behavior::$behavior(&v $(, &bots.$arg)*).await;
+                    db.close().await;
+                }
+            )*
+        }
+    };
+}
+
+behavior::for_each_behavior!(embedded_tests);
 
 const Q: VectorQuota = VectorQuota {
     max_collections: 10,

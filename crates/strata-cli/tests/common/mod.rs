@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
@@ -194,6 +196,58 @@ impl Server {
             )
             .await;
         v["key"].as_str().expect("key in response").to_owned()
+    }
+}
+
+/// Client requests around a kill, so a crash test can show that work was in
+/// flight when the server died: how many requests are outstanding now, and
+/// when each request that never got its answer was sent.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    outstanding: AtomicUsize,
+    unanswered: Mutex<Vec<Instant>>,
+}
+
+impl InFlight {
+    /// A request is about to be sent; returns when.
+    pub fn start(&self) -> Instant {
+        self.outstanding.fetch_add(1, Ordering::SeqCst);
+        Instant::now()
+    }
+
+    /// The request sent at `started` got a response (any status).
+    pub fn answered(&self) {
+        self.outstanding.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// The request sent at `started` got no (complete) response.
+    pub fn unanswered(&self, started: Instant) {
+        self.outstanding.fetch_sub(1, Ordering::SeqCst);
+        self.unanswered.lock().expect("lock").push(started);
+    }
+
+    /// Waits (up to 10 s) until at least one request is outstanding, so a
+    /// kill that follows lands while work is in flight.
+    pub async fn wait_for_outstanding(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.outstanding.load(Ordering::SeqCst) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no request was outstanding for 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Requests sent before `kill` that never got their answer: they were
+    /// in flight when the server was killed.
+    pub fn cut_off_by(&self, kill: Instant) -> usize {
+        self.unanswered
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|started| **started < kill)
+            .count()
     }
 }
 
