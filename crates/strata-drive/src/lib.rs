@@ -32,7 +32,7 @@ use std::sync::Arc;
 use strata_core::{Error, Result};
 use strata_records::SqliteDatabase;
 
-pub use store::{body_from, Drive, MAX_LIST_LIMIT};
+pub use store::{body_from, Drive, FILE_READ_CHUNK, MAX_LIST_LIMIT};
 
 /// S3 connection settings beyond what the URL says. Unset fields fall back
 /// to the standard `AWS_*` environment variables.

@@ -72,6 +72,27 @@ pub fn backend(var: &str, test: &str) -> Option<String> {
     )
 }
 
+/// Whether a facility the test needs beyond a backend variable is there:
+/// `missing` is `None` when it is, else why not (`"redis-server is not
+/// installed"`, `"mounting a tmpfs needs root"`). The same policy as
+/// [`backend`]: under CI or `STRATA_REQUIRE_BACKENDS=1` a missing facility
+/// fails the test, by hand it is skipped with one line on stderr.
+///
+/// # Panics
+///
+/// When the facility is missing and backends are required.
+#[track_caller]
+pub fn facility(test: &str, missing: Option<String>) -> bool {
+    let Some(why) = missing else {
+        return true;
+    };
+    if backends_required() {
+        panic!("{test} cannot run: {why}, and CI or {REQUIRE_VAR}=1 requires every test to run");
+    }
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {why}");
+    false
+}
+
 #[track_caller]
 fn decide(
     var: &str,

@@ -2,6 +2,8 @@
 //! folder and a free loopback port.
 #![allow(dead_code)]
 
+pub mod embedder;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,6 +30,12 @@ impl Server {
     /// Starts the server on `data_dir` with extra environment variables and
     /// waits until `/health` answers.
     pub async fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_logged(data_dir, env, None).await
+    }
+
+    /// Like [`Server::start_with`], with the process's stdout and stderr
+    /// appended to `log` (when given; `STRATA_LOG` may be set in `env`).
+    pub async fn start_logged(data_dir: &Path, env: &[(&str, &str)], log: Option<&Path>) -> Server {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
@@ -36,9 +44,22 @@ impl Server {
             .env("STRATA_DATA_DIR", data_dir)
             .env("STRATA_LISTEN", format!("127.0.0.1:{port}"))
             .env("STRATA_ADMIN_KEY", ADMIN_KEY)
-            .env("STRATA_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .env("STRATA_LOG", "warn");
+        match log {
+            Some(path) => {
+                let open = || {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .expect("open the server log")
+                };
+                cmd.stdout(open()).stderr(open());
+            }
+            None => {
+                cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            }
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -103,6 +124,27 @@ impl Server {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// SIGTERM, then waits at most `max` for the process to exit; returns
+    /// how long it took, or `None` when it did not exit in time (it is then
+    /// killed).
+    pub fn terminate_within(&mut self, max: Duration) -> Option<Duration> {
+        let mut c = self.child.take()?;
+        let started = Instant::now();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        while started.elapsed() < max {
+            if let Ok(Some(_)) = c.try_wait() {
+                return Some(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
     }
 
     /// `{url}{path}`.
