@@ -4,11 +4,12 @@
 //! `Retry-After`; every limited response carries `RateLimit-Limit`,
 //! `RateLimit-Remaining` and `RateLimit-Reset`.
 //!
-//! A request whose key fails authentication (none, unknown, malformed or
-//! revoked) is counted against the client address's failure bucket — and
-//! the key id's, where the key carries one — at `STRATA_AUTH_FAILURE_LIMIT`
-//! per minute: past it, 429 with `Retry-After` instead of 401. Requests with
-//! valid keys never touch those buckets.
+//! A request whose key fails authentication (unknown, malformed or revoked)
+//! is counted against the client address's failure bucket — and the key
+//! id's, where the key carries one — at `STRATA_AUTH_FAILURE_LIMIT` per
+//! minute: past it, 429 with `Retry-After` instead of 401. A request without
+//! any key guesses nothing and is simply answered 401; requests with valid
+//! keys never touch those buckets.
 //!
 //! Looking up the session's user has no side effect: the session's expiry
 //! does not slide (only resolving a session does that).
@@ -49,6 +50,14 @@ fn set_headers(headers: &mut HeaderMap, t: &Throttle) {
     }
 }
 
+/// Whether the request carries a key at all (any `Authorization` value): a
+/// request without one guesses nothing.
+fn presented_a_key(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .is_some_and(|v| !v.as_bytes().iter().all(u8::is_ascii_whitespace))
+}
+
 /// The middleware.
 pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
@@ -58,7 +67,7 @@ pub async fn limit(State(state): State<AppState>, mut req: Request, next: Next) 
     let token = bearer_token(req.headers());
     let who = match state.strata.authenticate(token).await {
         Ok(who) => who,
-        Err(e) if e.kind() == strata::ErrorKind::Unauthorized => {
+        Err(e) if e.kind() == strata::ErrorKind::Unauthorized && presented_a_key(req.headers()) => {
             // Key guessing is throttled per address and per key id; under
             // the limit the extractors answer 401 as before.
             let client = req
