@@ -1,27 +1,37 @@
 //! The behaviour suite every [`CacheStore`] backend passes.
 //!
-//! Each check is a `pub async fn` that takes the store as `&dyn CacheStore`,
-//! uses only the trait, and panics with the backend's name and what went
-//! wrong. [`run_all`] runs them in order; [`concurrent_incr_is_atomic`]
-//! needs an owned handle (it spawns tokio tasks) and is called on its own:
+//! Each behaviour is a `pub async fn` that takes the store as
+//! `&Arc<dyn CacheStore>` (an owned handle, because
+//! [`concurrent_incr_is_atomic`] and [`concurrent_throttle_is_atomic`] spawn
+//! tokio tasks with it), uses only the trait, and panics with the backend's
+//! name and what went wrong.
+//!
+//! [`for_each_behavior!`] lists every behaviour once, so a backend's tests
+//! make one test per behaviour — one failure never hides the others:
 //!
 //! ```no_run
-//! # async fn demo() {
 //! use std::sync::Arc;
 //! use strata_core::cache::CacheStore;
 //!
-//! let store: Arc<dyn CacheStore> = Arc::new(strata_cache::MemoryCache::new());
-//! strata_cache::behavior::run_all(store.as_ref()).await;
-//! strata_cache::behavior::concurrent_incr_is_atomic(store).await;
-//! # }
+//! macro_rules! memory_tests {
+//!     ($($behavior:ident),* $(,)?) => {$(
+//!         #[tokio::test(flavor = "multi_thread")]
+//!         async fn $behavior() {
+//!             let store: Arc<dyn CacheStore> = Arc::new(strata_cache::MemoryCache::new());
+//!             strata_cache::behavior::$behavior(&store).await;
+//!         }
+//!     )*};
+//! }
+//! strata_cache::behavior::for_each_behavior!(memory_tests);
+//! # fn main() {}
 //! ```
 //!
 //! Every check works in namespaces of its own (a name unique to the process,
-//! the time and a counter) and removes its keys at the end, so suites for
+//! the time and a counter) and removes its keys at the end, so checks for
 //! several backends — or several runs — can share one Redis database. The
-//! TTL checks sleep past one- and two-second TTLs, so the suite takes a few
-//! seconds; it needs a tokio runtime with the `time` driver, and a
-//! multi-threaded one for [`concurrent_incr_is_atomic`].
+//! TTL checks sleep past one- and two-second TTLs; the checks need a tokio
+//! runtime with the `time` driver, and a multi-threaded one for the
+//! concurrent checks.
 
 use bytes::Bytes;
 use std::fmt::Debug;
@@ -35,23 +45,38 @@ use strata_core::{ErrorKind, Result};
 /// A TTL long enough that nothing expires during a check.
 const LONG: Duration = Duration::from_secs(300);
 
-/// Runs every check that borrows the store, in order.
-pub async fn run_all(store: &dyn CacheStore) {
-    ping_answers(store).await;
-    get_set_overwrite_delete(store).await;
-    binary_values_round_trip(store).await;
-    invalid_keys_are_rejected(store).await;
-    invalid_namespaces_are_rejected(store).await;
-    invalid_ttls_are_rejected(store).await;
-    incr_counts_and_reads_as_decimal(store).await;
-    incr_rejects_non_counters_and_overflow(store).await;
-    delete_prefix_matches_literally(store).await;
-    delete_prefix_removes_many_keys(store).await;
-    namespaces_are_isolated(store).await;
-    ttl_expiry(store).await;
-    incr_keeps_the_first_expiry(store).await;
-    throttle_allows_a_burst_then_refuses(store).await;
+/// Calls `$callback! { behavior, behavior, … }` with the name of every
+/// behaviour in this module, so a test file can generate one test per
+/// (backend, behaviour). `for_each_behavior!(callback, args…)` passes the
+/// extra arguments first: `$callback! { args… ; behavior, … }` (for example
+/// the backend to open).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cache_for_each_behavior {
+    ($callback:ident $(, $($args:tt)*)?) => {
+        $callback! {
+            $($($args)* ;)?
+            ping_answers,
+            get_set_overwrite_delete,
+            binary_values_round_trip,
+            invalid_keys_are_rejected,
+            invalid_namespaces_are_rejected,
+            invalid_ttls_are_rejected,
+            incr_counts_and_reads_as_decimal,
+            incr_rejects_non_counters_and_overflow,
+            delete_prefix_matches_literally,
+            delete_prefix_removes_many_keys,
+            namespaces_are_isolated,
+            ttl_expiry,
+            incr_keeps_the_first_expiry,
+            concurrent_incr_is_atomic,
+            throttle_allows_a_burst_then_refuses,
+            concurrent_throttle_is_atomic,
+        }
+    };
 }
+#[doc(inline)]
+pub use crate::__cache_for_each_behavior as for_each_behavior;
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -156,13 +181,15 @@ async fn clean(store: &dyn CacheStore, ns: &str) {
 // ---------------------------------------------------------------------------
 
 /// `ping` succeeds on a working backend.
-pub async fn ping_answers(store: &dyn CacheStore) {
+pub async fn ping_answers(store: &Arc<dyn CacheStore>) {
+    let store: &dyn CacheStore = store.as_ref();
     must(store, "ping", store.ping().await);
 }
 
 /// `set` stores, a second `set` replaces, `delete` removes and reports
 /// whether something was there; missing keys read as `None`.
-pub async fn get_set_overwrite_delete(store: &dyn CacheStore) {
+pub async fn get_set_overwrite_delete(store: &Arc<dyn CacheStore>) {
+    let store: &dyn CacheStore = store.as_ref();
     let ns = unique_namespace("basic");
     assert_value(store, "k", get(store, &ns, "k").await, None);
     set(store, &ns, "k", b"one", LONG).await;
@@ -199,7 +226,8 @@ pub async fn get_set_overwrite_delete(store: &dyn CacheStore) {
 }
 
 /// Values are bytes: empty, NUL, invalid UTF-8 and 1 MiB round-trip.
-pub async fn binary_values_round_trip(store: &dyn CacheStore) {
+pub async fn binary_values_round_trip(store: &Arc<dyn CacheStore>) {
+    let store: &dyn CacheStore = store.as_ref();
     let ns = unique_namespace("binary");
     let big: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
     let values: [(&str, &[u8]); 4] = [
@@ -218,7 +246,8 @@ pub async fn binary_values_round_trip(store: &dyn CacheStore) {
 }
 
 /// Empty, too long and NUL-containing keys are `invalid_key` everywhere.
-pub async fn invalid_keys_are_rejected(store: &dyn CacheStore) {
+pub async fn invalid_keys_are_rejected(store: &Arc<dyn CacheStore>) {
+    let store: &dyn CacheStore = store.as_ref();
     let ns = unique_namespace("invalid-key");
     let too_long = "k".repeat(MAX_KEY_LEN + 1);
     for key in ["", "a\0b", too_long.as_str()] {
@@ -250,7 +279,8 @@ pub async fn invalid_keys_are_rejected(store: &dyn CacheStore) {
 
 /// Empty, too long, `:`- or NUL-containing namespaces are
 /// `invalid_namespace` everywhere.
-pub async fn invalid_namespaces_are_rejected(store: &dyn CacheStore) {
+pub async fn invalid_namespaces_are_rejected(store: &Arc<dyn CacheStore>) {
+    let store: &dyn CacheStore = store.as_ref();
     let too_long = "n".repeat(MAX_NAMESPACE_LEN + 1);
     for ns in ["", "a:b", "a\0b", too_long.as_str()] {
         let what = format!("namespace {ns:?}");
@@ -283,7 +313,8 @@ pub async fn invalid_namespaces_are_rejected(store: &dyn CacheStore) {
 }
 
 /// A zero TTL or one over [`MAX_TTL`] is `invalid_ttl` and writes nothing.
-pub async fn invalid_ttls_are_rejected(store: &dyn CacheStore) {
+pub async fn invalid_ttls_are_rejected(store: &Arc<dyn CacheStore>) {
+    let store: &dyn CacheStore = store.as_ref();
     let ns = unique_namespace("invalid-ttl");
     for ttl in [Duration::ZERO, MAX_TTL + Duration::from_secs(1)] {
         let what = format!("ttl {ttl:?}");
@@ -310,7 +341,8 @@ pub async fn invalid_ttls_are_rejected(store: &dyn CacheStore) {
 
 /// `incr` creates at `by`, adds positive, zero and negative steps, and the
 /// counter reads back as decimal text; `set` of decimal text is a counter.
-pub async fn incr_counts_and_reads_as_decimal(store: &dyn CacheStore) {
+pub async fn incr_counts_and_reads_as_decimal(store: &Arc<dyn CacheStore>) {
+    let store: &dyn CacheStore = store.as_ref();
     let ns = unique_namespace("incr");
     assert_eq!(incr(store, &ns, "c", 5, LONG).await, 5);
     assert_eq!(incr(store, &ns, "c", 1, LONG).await, 6);
@@ -336,7 +368,8 @@ pub async fn incr_counts_and_reads_as_decimal(store: &dyn CacheStore) {
 
 /// `incr` of a value that is not an integer is `not_a_counter`; past
 /// `i64::MAX` is `counter_overflow`; neither changes the value.
-pub async fn incr_rejects_non_counters_and_overflow(store: &dyn CacheStore) {
+pub async fn incr_rejects_non_counters_and_overflow(store: &Arc<dyn CacheStore>) {
+    let store: &dyn CacheStore = store.as_ref();
     let ns = unique_namespace("incr-invalid");
     for (key, value) in [
         ("word", &b"hello"[..]),
@@ -371,7 +404,8 @@ pub async fn incr_rejects_non_counters_and_overflow(store: &dyn CacheStore) {
 
 /// `delete_prefix` removes exactly the keys that start with the prefix,
 /// treating glob characters literally, in one namespace only.
-pub async fn delete_prefix_matches_literally(store: &dyn CacheStore) {
+pub async fn delete_prefix_matches_literally(store: &Arc<dyn CacheStore>) {
+    let store: &dyn CacheStore = store.as_ref();
     let ns = unique_namespace("prefix");
     let other = unique_namespace("prefix-other");
     let keys = [
@@ -426,7 +460,8 @@ pub async fn delete_prefix_matches_literally(store: &dyn CacheStore) {
 }
 
 /// `delete_prefix` over more keys than one backend batch.
-pub async fn delete_prefix_removes_many_keys(store: &dyn CacheStore) {
+pub async fn delete_prefix_removes_many_keys(store: &Arc<dyn CacheStore>) {
+    let store: &dyn CacheStore = store.as_ref();
     let ns = unique_namespace("prefix-many");
     for i in 0..1_200 {
         set(store, &ns, &format!("bulk/{i:05}"), b"v", LONG).await;
@@ -456,7 +491,8 @@ pub async fn delete_prefix_removes_many_keys(store: &dyn CacheStore) {
 
 /// Keys, counters and prefixes of one namespace are invisible in another,
 /// including one whose name extends the first.
-pub async fn namespaces_are_isolated(store: &dyn CacheStore) {
+pub async fn namespaces_are_isolated(store: &Arc<dyn CacheStore>) {
+    let store: &dyn CacheStore = store.as_ref();
     let a = unique_namespace("iso");
     let b = format!("{a}-b");
     set(store, &a, "k", b"from-a", LONG).await;
@@ -477,7 +513,8 @@ pub async fn namespaces_are_isolated(store: &dyn CacheStore) {
 
 /// An entry is there until its TTL passes and gone right after; `set`
 /// replaces the expiry.
-pub async fn ttl_expiry(store: &dyn CacheStore) {
+pub async fn ttl_expiry(store: &Arc<dyn CacheStore>) {
+    let store: &dyn CacheStore = store.as_ref();
     let ns = unique_namespace("ttl");
     let second = Duration::from_secs(1);
     set(store, &ns, "short", b"v", second).await;
@@ -513,7 +550,8 @@ pub async fn ttl_expiry(store: &dyn CacheStore) {
 
 /// `incr` of a live counter keeps the expiry of its first `incr` (a fixed
 /// window), whatever TTL the later calls pass.
-pub async fn incr_keeps_the_first_expiry(store: &dyn CacheStore) {
+pub async fn incr_keeps_the_first_expiry(store: &Arc<dyn CacheStore>) {
+    let store: &dyn CacheStore = store.as_ref();
     let ns = unique_namespace("window");
     assert_eq!(incr(store, &ns, "w", 1, Duration::from_secs(1)).await, 1);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -526,7 +564,7 @@ pub async fn incr_keeps_the_first_expiry(store: &dyn CacheStore) {
 
 /// 8 tasks × 200 `incr(1)` on one counter end at exactly 1600, and the
 /// counter expires one TTL after the first increment: the TTL was set once.
-pub async fn concurrent_incr_is_atomic(store: Arc<dyn CacheStore>) {
+pub async fn concurrent_incr_is_atomic(store: &Arc<dyn CacheStore>) {
     const TASKS: i64 = 8;
     const EACH: i64 = 200;
     let ns = unique_namespace("incr-concurrent");
@@ -534,7 +572,7 @@ pub async fn concurrent_incr_is_atomic(store: Arc<dyn CacheStore>) {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..TASKS {
-        let store = Arc::clone(&store);
+        let store = Arc::clone(store);
         let ns = ns.clone();
         tasks.push(tokio::spawn(async move {
             for _ in 0..EACH {
@@ -590,7 +628,8 @@ pub async fn concurrent_incr_is_atomic(store: Arc<dyn CacheStore>) {
 
 /// A limit of N per minute lets N through at once, refuses the next with a
 /// retry time of one emission interval, and keeps keys and namespaces apart.
-pub async fn throttle_allows_a_burst_then_refuses(store: &dyn CacheStore) {
+pub async fn throttle_allows_a_burst_then_refuses(store: &Arc<dyn CacheStore>) {
+    let store: &dyn CacheStore = store.as_ref();
     let ns = unique_namespace("throttle");
     let rate = Rate::per_minute(5);
     for expected_remaining in (0..5).rev() {
@@ -670,12 +709,12 @@ pub async fn throttle_allows_a_burst_then_refuses(store: &dyn CacheStore) {
 }
 
 /// Concurrent throttles never let more than the limit through.
-pub async fn concurrent_throttle_is_atomic(store: Arc<dyn CacheStore>) {
+pub async fn concurrent_throttle_is_atomic(store: &Arc<dyn CacheStore>) {
     let ns = unique_namespace("throttle-concurrent");
     let rate = Rate::per_minute(37);
     let mut tasks = Vec::new();
     for _ in 0..8 {
-        let (store, ns) = (store.clone(), ns.clone());
+        let (store, ns) = (Arc::clone(store), ns.clone());
         tasks.push(tokio::spawn(async move {
             let mut allowed = 0;
             for _ in 0..20 {

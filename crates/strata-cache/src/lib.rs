@@ -14,8 +14,9 @@
 //!
 //! The cache is derived state: any entry may vanish (eviction, restart), and
 //! callers recompute on a miss. [`behavior`] only talks to
-//! `&dyn CacheStore`, so a new backend is done when [`behavior::run_all`] and
-//! [`behavior::concurrent_incr_is_atomic`] pass against it.
+//! the trait, so a new backend is done when every behaviour
+//! [`behavior::for_each_behavior!`] lists passes against it
+//! (`tests/behavior.rs` makes one test of each).
 //!
 //! ```
 //! use bytes::Bytes;

@@ -1,58 +1,69 @@
-//! Runs the behaviour suite against every cache backend: `MemoryCache`
-//! always, and `RedisCache` at `STRATA_TEST_REDIS_URL` when it is set
-//! (`.ci/run` sets it). With the variable set, an unreachable Redis FAILS the
-//! test; without it the Redis tests say loudly that they did not run, so a
-//! fresh machine without Redis can still run `cargo test --workspace`.
+//! Runs the behaviour suite against every cache backend as one test per
+//! (backend, behaviour): `MemoryCache`, `ResilientCache` over a healthy
+//! `MemoryCache`, and `RedisCache` at `STRATA_TEST_REDIS_URL`
+//! (`bash scripts/test.sh` sets it). Each test opens its own store, and every
+//! behaviour works in namespaces of its own, so the tests are independent and
+//! run in parallel. Without the variable the Redis tests are skipped loudly,
+//! or fail under CI (the policy is `strata_testkit::backend`).
 
 use std::sync::Arc;
-use strata_cache::{behavior, open_cache, MemoryCache, RedisCache};
+use strata_cache::{behavior, open_cache, MemoryCache, RedisCache, ResilientCache};
 use strata_core::cache::CacheStore;
 use strata_core::ErrorKind;
 
-/// The Redis to test against, or `None` (after a loud note) when unset.
-fn redis_url() -> Option<String> {
-    match std::env::var("STRATA_TEST_REDIS_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            eprintln!(
-                "\n**********************************************************************\n\
-                 NOTE: STRATA_TEST_REDIS_URL is not set: the Redis cache tests did NOT\n\
-                 run. `bash .ci/run` sets it (redis://127.0.0.1:6379/15 by default).\n\
-                 **********************************************************************\n"
-            );
-            None
-        }
+/// The Redis to test against, or `None` after a `SKIPPED` line (a failure
+/// under CI).
+#[track_caller]
+fn redis_url(test: &str) -> Option<String> {
+    strata_testkit::backend("STRATA_TEST_REDIS_URL", test)
+}
+
+async fn open_memory(_test: &str) -> Option<Arc<dyn CacheStore>> {
+    Some(Arc::new(MemoryCache::new()))
+}
+
+async fn open_resilient(_test: &str) -> Option<Arc<dyn CacheStore>> {
+    Some(Arc::new(ResilientCache::new(Arc::new(MemoryCache::new()))))
+}
+
+async fn open_redis(test: &str) -> Option<Arc<dyn CacheStore>> {
+    let url = redis_url(test)?;
+    match RedisCache::connect(&url).await {
+        Ok(cache) => Some(Arc::new(cache)),
+        Err(e) => panic!("Redis at STRATA_TEST_REDIS_URL is unreachable: {e}"),
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn memory_backend_passes_the_suite() {
-    let store: Arc<dyn CacheStore> = Arc::new(MemoryCache::new());
-    assert_eq!(store.backend(), "memory");
-    behavior::run_all(store.as_ref()).await;
-    behavior::concurrent_throttle_is_atomic(store.clone()).await;
-    behavior::concurrent_incr_is_atomic(store).await;
+/// `mod $backend { one #[tokio::test] per behaviour }`; `$name` is what
+/// `CacheStore::backend` answers.
+macro_rules! backend_tests {
+    ($backend:ident, $open:ident, $name:literal; $($behavior:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $behavior() {
+                    let test = concat!(stringify!($backend), "::", stringify!($behavior));
+                    let Some(store) = super::$open(test).await else { return };
+                    assert_eq!(store.backend(), $name);
+                    super::behavior::$behavior(&store).await;
+                }
+            )*
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn redis_backend_passes_the_suite() {
-    let Some(url) = redis_url() else { return };
-    let store: Arc<dyn CacheStore> = match RedisCache::connect(&url).await {
-        Ok(cache) => Arc::new(cache),
-        Err(e) => panic!("Redis at STRATA_TEST_REDIS_URL / default is unreachable: {e}"),
-    };
-    assert_eq!(store.backend(), "redis");
-    behavior::run_all(store.as_ref()).await;
-    behavior::concurrent_throttle_is_atomic(store.clone()).await;
-    behavior::concurrent_incr_is_atomic(store).await;
-}
+behavior::for_each_behavior!(backend_tests, memory, open_memory, "memory");
+behavior::for_each_behavior!(backend_tests, resilient_memory, open_resilient, "memory");
+behavior::for_each_behavior!(backend_tests, redis, open_redis, "redis");
 
 #[tokio::test(flavor = "multi_thread")]
 async fn open_cache_picks_the_backend_by_url() {
     let memory = open_cache("memory://").await.expect("memory://");
     assert_eq!(memory.backend(), "memory");
 
-    let Some(url) = redis_url() else { return };
+    let Some(url) = redis_url("open_cache_picks_the_backend_by_url") else {
+        return;
+    };
     let redis = open_cache(&url).await.expect("redis URL");
     assert_eq!(redis.backend(), "redis");
     if let Some(rest) = url.strip_prefix("redis://") {
@@ -97,15 +108,10 @@ async fn tls_urls_are_refused_without_tls_support() {
     assert!(!text.contains("hunter2"), "{text}");
 }
 
-/// The resilient layer turns an outage into misses and unchecked limits,
-/// and still passes the suite over a healthy backend.
+/// The resilient layer's hit ratio counts hits over lookups. (Over a
+/// healthy backend it passes the suite: `resilient_memory::*`.)
 #[tokio::test(flavor = "multi_thread")]
-async fn resilient_layer_degrades_instead_of_failing() {
-    use strata_cache::ResilientCache;
-    let healthy: Arc<dyn CacheStore> = Arc::new(ResilientCache::new(Arc::new(MemoryCache::new())));
-    behavior::run_all(healthy.as_ref()).await;
-
-    // The hit ratio counts hits over lookups.
+async fn resilient_layer_counts_its_hit_ratio() {
     let counted = ResilientCache::new(Arc::new(MemoryCache::new()));
     assert_eq!(counted.hit_ratio(), None);
     counted
@@ -121,10 +127,14 @@ async fn resilient_layer_degrades_instead_of_failing() {
         counted.get("ratio", key).await.expect("get");
     }
     assert_eq!(counted.hit_ratio(), Some(0.75));
+}
 
-    // A real Redis that goes away: every call still answers. This starts its
-    // own redis-server, so it is a backend test like the others.
-    if redis_url().is_none() {
+/// The resilient layer turns an outage into misses and unchecked limits: a
+/// real Redis that goes away, and every call still answers. This starts its
+/// own redis-server, so it is a backend test like the Redis ones.
+#[tokio::test(flavor = "multi_thread")]
+async fn resilient_layer_degrades_instead_of_failing() {
+    if redis_url("resilient_layer_degrades_instead_of_failing").is_none() {
         return;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -91,6 +91,22 @@ async fn documents(c: &Client, bot: &str) -> Result<Vec<Value>> {
     Ok(all)
 }
 
+/// The indexing bar's message: chunks so far and both rates, labelled and
+/// rounded (`1,234 chunks · 2.5 files/s · 31 chunks/s`).
+pub fn progress_message(chunks: i64, files_done: u64, secs: f64) -> String {
+    let secs = secs.max(0.001);
+    let files_rate = files_done as f64 / secs;
+    let files = if files_rate >= 10.0 {
+        format!("{files_rate:.0} files/s")
+    } else {
+        format!("{files_rate:.1} files/s")
+    };
+    format!(
+        "{chunks} chunks · {files} · {:.0} chunks/s",
+        chunks as f64 / secs
+    )
+}
+
 /// Uploads every file under `folder` to `<bot>.gbai/<bot>.gbkb/<relative
 /// path>`, then waits until each is indexed or failed.
 pub async fn ingest(c: &Client, bot: &str, folder: &Path, timeout: Duration) -> Result<()> {
@@ -147,10 +163,8 @@ pub async fn ingest(c: &Client, bot: &str, folder: &Path, timeout: Duration) -> 
         ProgressBar::new(expected.len() as u64)
     };
     bar.set_style(
-        ProgressStyle::with_template(
-            "indexing {bar:30} {pos}/{len} files · {msg} · {per_sec} · ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template("indexing {bar:30} {pos}/{len} files · {msg} · ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = Instant::now();
     let mut failures: Vec<(String, String)>;
@@ -184,10 +198,7 @@ pub async fn ingest(c: &Client, bot: &str, folder: &Path, timeout: Duration) -> 
         }
         bar.set_position(done);
         let secs = started.elapsed().as_secs_f64().max(0.001);
-        bar.set_message(format!(
-            "{chunks} chunks ({:.0} chunks/s)",
-            chunks as f64 / secs
-        ));
+        bar.set_message(progress_message(chunks, done, secs));
         if done as usize >= expected.len() {
             break;
         }
@@ -299,4 +310,23 @@ pub async fn search(c: &Client, bot: &str, query: &str, mode: &str, k: usize) ->
             .join("\n")
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_message;
+
+    #[test]
+    fn the_progress_message_labels_and_rounds_its_rates() {
+        assert_eq!(
+            progress_message(1234, 5, 2.0),
+            "1234 chunks · 2.5 files/s · 617 chunks/s"
+        );
+        assert_eq!(
+            progress_message(0, 120, 4.0),
+            "0 chunks · 30 files/s · 0 chunks/s"
+        );
+        // No unlabelled rate with four decimals.
+        assert!(!progress_message(7, 1, 0.061).contains(".0000"));
+    }
 }

@@ -404,31 +404,61 @@ async fn hostile_files_fail_with_clear_errors() {
     assert!(h.status().is_success(), "the server stays up");
 }
 
+/// Documents the listing shows as `pending` or `indexing`.
+async fn busy_documents(s: &Server, key: &str, bot: &str) -> usize {
+    let v = s.get_ok(&format!("/v1/bots/{bot}/kb/documents"), key).await;
+    v["documents"]
+        .as_array()
+        .map(|docs| {
+            docs.iter()
+                .filter(|d| matches!(d["status"].as_str(), Some("pending" | "indexing")))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 #[tokio::test]
 async fn sigkill_mid_indexing_then_restart_indexes_everything_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let mut s = Server::start(&data).await;
     let key = s.bot_with_key("crash", "writer").await;
-    let n = 40;
     let body = |i: usize| {
-        format!("Document number {i} talks about token{i}. ")
+        // Fixed-width numbers: every document has the same size.
+        format!("Document number {i:03} talks about token{i:03}. ")
             .repeat(60)
             .into_bytes()
     };
-    for i in 0..n {
-        let (st, v) = put(
-            &s,
-            &key,
-            "crash",
-            &format!("d{i:02}.txt"),
-            "text/plain",
-            body(i),
-        )
-        .await;
-        assert_eq!(st, 201, "{v}");
-    }
+    // Upload rounds of 40 documents, 8 at a time, until the listing shows
+    // the worker behind: the kill must find documents still to index. A
+    // worker that keeps up with every round leaves nothing to test.
+    const ROUND: usize = 40;
+    const MAX_DOCUMENTS: usize = 400;
+    let mut n = 0;
+    let busy = loop {
+        let names: Vec<(usize, String)> = (n..n + ROUND)
+            .map(|i| (i, format!("d{i:03}.txt")))
+            .collect();
+        for wave in names.chunks(8) {
+            let puts = wave
+                .iter()
+                .map(|(i, name)| put(&s, &key, "crash", name, "text/plain", body(*i)));
+            for (st, v) in futures::future::join_all(puts).await {
+                assert_eq!(st, 201, "{v}");
+            }
+        }
+        n += ROUND;
+        let busy = busy_documents(&s, &key, "crash").await;
+        if busy > 0 {
+            break busy;
+        }
+        assert!(
+            n < MAX_DOCUMENTS,
+            "all {n} documents were indexed as fast as they were uploaded: nothing in flight to kill"
+        );
+    };
     s.kill();
+    eprintln!("killed with {busy} of {n} documents pending or indexing");
     let s = Server::start(&data).await;
     let docs = settle(&s, &key, "crash", n).await;
     assert_eq!(docs.len(), n);
@@ -445,7 +475,7 @@ async fn sigkill_mid_indexing_then_restart_indexes_everything_once() {
             &s,
             &key,
             "crash",
-            json!({"query": format!("token{i}"), "mode": "keyword", "k": 100}),
+            json!({"query": format!("token{i:03}"), "mode": "keyword", "k": 100}),
         )
         .await;
         let hits = docs_of(&v);
@@ -468,8 +498,10 @@ async fn sigkill_mid_indexing_then_restart_indexes_everything_once() {
 
 #[tokio::test]
 async fn dense_and_hybrid_with_a_local_model() {
-    let Ok(model) = std::env::var("STRATA_TEST_MODEL_DIR") else {
-        eprintln!("NOTE: STRATA_TEST_MODEL_DIR is not set; skipping dense and hybrid knowledge-base search");
+    let Some(model) = strata_testkit::backend(
+        "STRATA_TEST_MODEL_DIR",
+        "dense_and_hybrid_with_a_local_model",
+    ) else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");

@@ -113,8 +113,10 @@ const FLIGHT: &str = "My flight to Lisbon leaves early on Friday morning.";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn memory_remembers_messages_by_meaning() {
-    let Ok(model) = std::env::var("STRATA_TEST_MODEL_DIR") else {
-        eprintln!("NOTE: STRATA_TEST_MODEL_DIR is not set; skipping conversation memory with a local model");
+    let Some(model) = strata_testkit::backend(
+        "STRATA_TEST_MODEL_DIR",
+        "memory_remembers_messages_by_meaning",
+    ) else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -302,18 +304,34 @@ async fn memory_remembers_messages_by_meaning() {
     );
 
     // Acknowledged messages survive a SIGKILL that comes before they were
-    // embedded: the queue is written with them.
-    let mut batch = Vec::new();
-    for i in 0..40 {
-        batch.push(format!(
-            "Reminder number {i}: water the tomato plants on the balcony."
-        ));
-    }
-    let pairs: Vec<(&str, &str)> = batch.iter().map(|t| ("user", t.as_str())).collect();
-    say(&s, &key, bot, &bob_travel, &pairs).await;
+    // embedded: the queue is written with them. Batches of 40 reminders until
+    // the memory reports a non-empty queue, so the kill finds work to lose.
+    const BATCH: usize = 40;
+    const MAX_REMINDERS: usize = 400;
+    let mut reminders = 0;
+    let pending = loop {
+        let batch: Vec<String> = (reminders..reminders + BATCH)
+            .map(|i| format!("Reminder number {i}: water the tomato plants on the balcony."))
+            .collect();
+        let pairs: Vec<(&str, &str)> = batch.iter().map(|t| ("user", t.as_str())).collect();
+        say(&s, &key, bot, &bob_travel, &pairs).await;
+        reminders += BATCH;
+        let v = s.get_ok(&format!("/v1/bots/{bot}/memory"), &key).await;
+        let pending = v["pending"].as_u64().expect("pending");
+        if pending > 0 {
+            break pending;
+        }
+        assert!(
+            reminders < MAX_REMINDERS,
+            "all {reminders} reminders were embedded as fast as they were said: nothing in flight to kill ({v})"
+        );
+    };
     s.kill();
+    eprintln!("killed with {pending} of {reminders} reminders still queued");
+    // The 4 remembered before, and every reminder.
+    let remembered = 4 + reminders as u64;
     let s = Server::start_with(&data, &env).await;
-    settle(&s, &key, bot, 44).await;
+    settle(&s, &key, bot, remembered).await;
     let (_, v) = search(
         &s,
         &reader,
@@ -345,8 +363,8 @@ async fn memory_remembers_messages_by_meaning() {
     )
     .await;
     assert_eq!(st, 202, "{v}");
-    assert_eq!(v["queued"], 44, "{v}");
-    settle(&s, &key, bot, 44).await;
+    assert_eq!(v["queued"], remembered, "{v}");
+    settle(&s, &key, bot, remembered).await;
     let (_, v) = search(
         &s,
         &reader,

@@ -133,8 +133,10 @@ async fn a_bot_configures_its_own_limits_per_group() {
 /// same admin key: the limit holds across both.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_processes_sharing_redis_share_the_limit() {
-    let Ok(redis) = std::env::var("STRATA_TEST_REDIS_URL") else {
-        eprintln!("NOTE: STRATA_TEST_REDIS_URL is not set: the shared-limit test did NOT run (.ci/run sets it)");
+    let Some(redis) = strata_testkit::backend(
+        "STRATA_TEST_REDIS_URL",
+        "two_processes_sharing_redis_share_the_limit",
+    ) else {
         return;
     };
     // A fresh admin key per run, so earlier runs' buckets in Redis don't count.
@@ -177,8 +179,13 @@ async fn two_processes_sharing_redis_share_the_limit() {
 /// The Redis a server uses goes away and comes back: no request fails.
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_succeed_while_redis_is_down_and_after_it_returns() {
-    if std::env::var("STRATA_TEST_REDIS_URL").is_err() {
-        eprintln!("NOTE: STRATA_TEST_REDIS_URL is not set: the Redis fault test did NOT run (.ci/run sets it)");
+    // It starts its own redis-server, so it is a Redis test like the others.
+    if strata_testkit::backend(
+        "STRATA_TEST_REDIS_URL",
+        "requests_succeed_while_redis_is_down_and_after_it_returns",
+    )
+    .is_none()
+    {
         return;
     }
     let port = free_port();

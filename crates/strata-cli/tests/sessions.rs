@@ -162,8 +162,7 @@ async fn sessions_on_the_in_process_cache() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sessions_on_redis() {
-    let Ok(url) = std::env::var("STRATA_TEST_REDIS_URL") else {
-        eprintln!("NOTE: STRATA_TEST_REDIS_URL is not set: the Redis session test did NOT run (.ci/run sets it)");
+    let Some(url) = strata_testkit::backend("STRATA_TEST_REDIS_URL", "sessions_on_redis") else {
         return;
     };
     exercise(&[("STRATA_CACHE_URL", url.as_str())]).await;

@@ -3,20 +3,28 @@
 //! upsert is stored and searchable, every acknowledged delete is gone, and
 //! the index (count, search) agrees with the stored rows (scroll). One cycle
 //! shuts down gracefully in between, so a restart also loads a snapshot and
-//! replays the changes after it.
+//! replays the changes after it. Every cycle must have upserts acknowledged
+//! in it; a SIGKILL counts only when an upsert was in flight (sent, never
+//! answered) when it landed — on a busy machine the server can have answered
+//! everything the clients sent — and the test runs more cycles until `KILLS`
+//! kills have counted.
 
 mod common;
 
-use common::Server;
+use common::{InFlight, Server};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const DIM: usize = 16;
 const UPSERTERS: u64 = 3;
 const DELETERS: usize = 2;
-const CYCLES: u64 = 3;
+/// SIGKILLs that found an upsert in flight (besides the graceful stop of
+/// cycle 1).
+const KILLS: usize = 2;
+/// Cycles at most, counted or not.
+const MAX_CYCLES: u64 = 8;
 const BASE: &str = "/v1/bots/vc/collections/crash";
 
 fn vector(id: u64) -> Vec<f32> {
@@ -112,16 +120,23 @@ async fn acknowledged_vector_writes_survive_sigkill() {
         .await;
     let acked: Arc<Mutex<Acked>> = Arc::default();
 
-    for cycle in 0..CYCLES {
+    let mut counted = 0;
+    for cycle in 0.. {
+        assert!(
+            cycle < MAX_CYCLES,
+            "only {counted} of the SIGKILLs in {cycle} cycles found an upsert in flight"
+        );
         let url = server.url.clone();
         let deletable: Vec<u64> = {
             let a = acked.lock().expect("lock");
             a.upserted.difference(&a.delete_sent).copied().collect()
         };
-        let mut tasks = Vec::new();
+        let inflight = Arc::new(InFlight::default());
+        let mut upserters = Vec::new();
         for client in 0..UPSERTERS {
             let (url, key, acked) = (url.clone(), key.clone(), acked.clone());
-            tasks.push(tokio::spawn(async move {
+            let inflight = inflight.clone();
+            upserters.push(tokio::spawn(async move {
                 let http = reqwest::Client::new();
                 let mut n = 0u64;
                 loop {
@@ -132,6 +147,7 @@ async fn acknowledged_vector_writes_survive_sigkill() {
                         .iter()
                         .map(|i| json!({"id": i, "vector": vector(*i), "payload": {"c": cycle}}))
                         .collect();
+                    let started = inflight.start();
                     let res = http
                         .put(format!("{url}{BASE}/points"))
                         .bearer_auth(&key)
@@ -141,14 +157,23 @@ async fn acknowledged_vector_writes_survive_sigkill() {
                         .await;
                     match res {
                         Ok(r) if r.status().is_success() => {
+                            inflight.answered();
                             acked.lock().expect("lock").upserted.extend(ids);
                             n += 1;
                         }
-                        _ => return n,
+                        Ok(_) => {
+                            inflight.answered();
+                            return n;
+                        }
+                        Err(_) => {
+                            inflight.unanswered(started);
+                            return n;
+                        }
                     }
                 }
             }));
         }
+        let mut deleters = Vec::new();
         for d in 0..DELETERS {
             let (url, key, acked) = (url.clone(), key.clone(), acked.clone());
             let mine: Vec<u64> = deletable
@@ -156,7 +181,7 @@ async fn acknowledged_vector_writes_survive_sigkill() {
                 .copied()
                 .filter(|i| (*i as usize) % DELETERS == d)
                 .collect();
-            tasks.push(tokio::spawn(async move {
+            deleters.push(tokio::spawn(async move {
                 let http = reqwest::Client::new();
                 let mut n = 0u64;
                 for chunk in mine.chunks(3) {
@@ -180,24 +205,49 @@ async fn acknowledged_vector_writes_survive_sigkill() {
             }));
         }
         tokio::time::sleep(Duration::from_millis(700 + 200 * cycle)).await;
-        if cycle == 1 {
+        let graceful = cycle == 1;
+        if graceful {
             // A graceful stop writes index snapshots; later writes are replayed.
             server.terminate();
         } else {
+            inflight.wait_for_outstanding().await;
+        }
+        let killed_at = Instant::now();
+        if !graceful {
             server.kill();
         }
-        let mut done = 0;
-        for t in tasks {
-            done += t.await.expect("client task");
+        let mut upserted = 0;
+        for t in upserters {
+            upserted += t.await.expect("upsert task");
         }
-        assert!(done > 0, "cycle {cycle}: nothing was acknowledged");
+        for t in deleters {
+            t.await.expect("delete task");
+        }
+        assert!(
+            upserted > 0,
+            "cycle {cycle}: no upsert was acknowledged in this cycle"
+        );
+        // A graceful stop answers what it accepted; a SIGKILL cuts off what
+        // was in flight.
+        let cut = inflight.cut_off_by(killed_at);
+        if !graceful && cut > 0 {
+            counted += 1;
+        }
         server = Server::start(dir.path()).await;
         let snapshot = acked.lock().expect("lock").clone();
         verify(&server, &key, &snapshot).await;
         eprintln!(
-            "cycle {cycle}: {} upserts and {} deletes acknowledged so far, all verified",
+            "cycle {cycle}: {upserted} upsert batches acknowledged and {cut} in flight at the {}; {} upserts and {} deletes acknowledged so far, all verified",
+            match (graceful, cut) {
+                (true, _) => "graceful stop",
+                (false, 0) => "kill (not counted: it found nothing to cut off)",
+                (false, _) => "kill",
+            },
             snapshot.upserted.len(),
             snapshot.deleted.len()
         );
+        if counted == KILLS && cycle >= 1 {
+            break;
+        }
     }
 }

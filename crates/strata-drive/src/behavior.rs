@@ -1,7 +1,10 @@
-//! The behaviour every [`DriveStore`] honours, as one suite ([`run_all`])
-//! that each backend's tests call (the filesystem always, S3 when a server
-//! is configured). The contract is written on the trait in
-//! `strata_core::drive`; each function here checks one part of it.
+//! The behaviour every [`DriveStore`] honours, as one suite that each
+//! backend's tests run (the filesystem always, S3 against a real server). The
+//! contract is written on the trait in `strata_core::drive`; each behaviour
+//! here is a `pub async fn` that checks one part of it, on a store whose
+//! bots exist and own nothing yet. [`for_each_behavior!`] lists them all, so a
+//! backend's tests make one test per behaviour — one failure never hides the
+//! others.
 #![allow(clippy::unwrap_used)]
 
 use bytes::Bytes;
@@ -65,6 +68,39 @@ async fn put(
 async fn read(s: &dyn DriveStore, bot: &BotId, key: &str, v: Option<i64>) -> Vec<u8> {
     let (_, b) = s.get(bot, key, v, None).await.expect("get");
     collect(b).await
+}
+
+/// Calls `$callback! { behavior(args), … }` with every behaviour in this
+/// module and the arguments it takes after the store: `bot` (a bot that
+/// exists) and `other` (a second one). A test file turns each entry into
+/// `behavior::$name(&store, $(&$arg),*)`. `for_each_behavior!(callback,
+/// args…)` passes the extra arguments first: `$callback! { args… ; … }`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __drive_for_each_behavior {
+    ($callback:ident $(, $($args:tt)*)?) => {
+        $callback! {
+            $($($args)* ;)?
+            ping_answers(),
+            versions(bot),
+            ranges(bot),
+            delete_semantics(bot),
+            listing(bot),
+            size_limit(bot),
+            key_validation(bot),
+            isolation(bot, other),
+            large_body(bot),
+            purge(bot),
+            drop_bot(bot, other),
+        }
+    };
+}
+#[doc(inline)]
+pub use crate::__drive_for_each_behavior as for_each_behavior;
+
+/// The store answers `ping`.
+pub async fn ping_answers(s: &dyn DriveStore) {
+    s.ping().await.expect("ping");
 }
 
 /// Each put is a new version; older versions stay readable by number.
@@ -485,6 +521,7 @@ pub async fn purge(s: &dyn DriveStore, bot: &BotId) {
 
 /// Dropping a bot removes its files and leaves the other bot's.
 pub async fn drop_bot(s: &dyn DriveStore, bot: &BotId, other: &BotId) {
+    put(s, bot, "iso/secret", b"bot one").await;
     put(s, other, "drop/x", b"x").await;
     put(s, other, "drop/x", b"y").await;
     s.drop_bot(other).await.unwrap();
@@ -505,19 +542,4 @@ pub async fn drop_bot(s: &dyn DriveStore, bot: &BotId, other: &BotId) {
     assert_eq!(read(s, bot, "iso/secret", None).await, b"bot one");
     // The bot can store again afterwards.
     assert_eq!(put(s, other, "drop/x", b"z").await.version, 1);
-}
-
-/// Every check, in an order where earlier ones leave what later ones need.
-pub async fn run_all(s: &dyn DriveStore, bot: &BotId, other: &BotId) {
-    s.ping().await.expect("ping");
-    versions(s, bot).await;
-    ranges(s, bot).await;
-    delete_semantics(s, bot).await;
-    listing(s, bot).await;
-    size_limit(s, bot).await;
-    key_validation(s, bot).await;
-    isolation(s, bot, other).await;
-    large_body(s, bot).await;
-    purge(s, bot).await;
-    drop_bot(s, bot, other).await;
 }

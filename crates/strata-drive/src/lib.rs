@@ -14,9 +14,10 @@
 //!   always names a whole body; a failed put leaves no row and removes what
 //!   it wrote.
 //!
-//! [`open_drive`] opens the store a URL names; [`behavior::run_all`] is the
-//! suite every store passes (tests/behavior.rs runs it on the filesystem and
-//! on an S3-compatible server).
+//! [`open_drive`] opens the store a URL names; [`behavior`] is the suite
+//! every store passes (tests/behavior.rs runs each behaviour
+//! [`behavior::for_each_behavior!`] lists as its own test, on the filesystem
+//! and on an S3-compatible server).
 
 pub mod behavior;
 mod store;
@@ -31,7 +32,7 @@ use std::sync::Arc;
 use strata_core::{Error, Result};
 use strata_records::SqliteDatabase;
 
-pub use store::{body_from, Drive, MAX_LIST_LIMIT};
+pub use store::{body_from, Drive, FILE_READ_CHUNK, MAX_LIST_LIMIT};
 
 /// S3 connection settings beyond what the URL says. Unset fields fall back
 /// to the standard `AWS_*` environment variables.

@@ -178,10 +178,12 @@ fn hex_sha256(parts: &[&[u8]]) -> String {
     hex::encode(h.finalize())
 }
 
+/// Failures that trying again cannot fix: the document itself (invalid,
+/// too large) or the bot's vector quota, which the document does not fit.
 fn is_permanent(e: &Error) -> bool {
     matches!(
         e.kind(),
-        ErrorKind::InvalidInput | ErrorKind::PayloadTooLarge
+        ErrorKind::InvalidInput | ErrorKind::PayloadTooLarge | ErrorKind::QuotaExceeded
     )
 }
 

@@ -1,23 +1,32 @@
 //! The behaviour suite every [`KvStore`] backend passes.
 //!
-//! Each check is a `pub async fn` that takes the store as `&dyn KvStore`,
-//! uses only the trait, and panics with the backend's name and what went
-//! wrong. [`run_all`] runs them in order; [`spawned_tasks_set_distinct_keys`]
-//! needs an owned handle (it spawns tokio tasks) and is called on its own:
+//! Each behaviour is a `pub async fn` that takes the store as
+//! `&Arc<dyn KvStore>` (an owned handle, because
+//! [`spawned_tasks_set_distinct_keys`] spawns tokio tasks with it), uses only
+//! the trait, and panics with the backend's name and what went wrong.
+//!
+//! [`for_each_behavior!`] lists every behaviour once, so a backend's tests
+//! make one test per behaviour — one failure never hides the others:
 //!
 //! ```no_run
-//! # async fn demo() {
 //! use std::sync::Arc;
 //! use strata_core::kv::KvStore;
 //!
-//! let store: Arc<dyn KvStore> = Arc::new(strata_kv::MemoryKv::new());
-//! strata_kv::behavior::run_all(store.as_ref()).await;
-//! strata_kv::behavior::spawned_tasks_set_distinct_keys(store).await;
-//! # }
+//! macro_rules! memory_tests {
+//!     ($($behavior:ident),* $(,)?) => {$(
+//!         #[tokio::test(flavor = "multi_thread")]
+//!         async fn $behavior() {
+//!             let store: Arc<dyn KvStore> = Arc::new(strata_kv::MemoryKv::new());
+//!             strata_kv::behavior::$behavior(&store).await;
+//!         }
+//!     )*};
+//! }
+//! strata_kv::behavior::for_each_behavior!(memory_tests);
+//! # fn main() {}
 //! ```
 //!
 //! Every check works in namespaces of its own (a name unique to the process,
-//! the time and a counter) and clears them at the end, so suites for several
+//! the time and a counter) and clears them at the end, so checks for several
 //! backends — or several runs — can share one database. Two assumptions:
 //! - reads never delete expired keys themselves (purging is
 //!   `purge_expired`'s job), so [`ttl_expiry`] can count what it purges;
@@ -36,24 +45,38 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use strata_core::kv::{KvOp, KvOpOutcome, KvStats, KvStore, SetOptions, MAX_KEY_LEN, MAX_TTL};
 use strata_core::{Cursor, ErrorKind, PageRequest, Result};
 
-/// Runs every check that borrows the store, in order. Takes a few seconds:
-/// the TTL check sleeps past a one-second TTL.
-pub async fn run_all(store: &dyn KvStore) {
-    get_set_overwrite_delete_exists(store).await;
-    invalid_keys_are_rejected(store).await;
-    invalid_ttls_are_rejected(store).await;
-    binary_values_round_trip(store).await;
-    list_paginates_in_byte_order(store).await;
-    list_prefix_matches_literally(store).await;
-    clear_prefix_removes_only_matching_keys(store).await;
-    namespaces_are_isolated(store).await;
-    batch_reports_each_operation(store).await;
-    transaction_with_an_invalid_op_applies_nothing(store).await;
-    transaction_applies_every_op_in_order(store).await;
-    stats_count_live_keys_and_bytes(store).await;
-    concurrent_sets_all_land(store).await;
-    ttl_expiry(store).await;
+/// Calls `$callback! { behavior, behavior, … }` with the name of every
+/// behaviour in this module, so a test file can generate one test per
+/// (backend, behaviour). `for_each_behavior!(callback, args…)` passes the
+/// extra arguments first: `$callback! { args… ; behavior, … }` (for example
+/// the backend to open). The `ttl_expiry`
+/// behaviour sleeps past a one-second TTL.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __kv_for_each_behavior {
+    ($callback:ident $(, $($args:tt)*)?) => {
+        $callback! {
+            $($($args)* ;)?
+            get_set_overwrite_delete_exists,
+            invalid_keys_are_rejected,
+            invalid_ttls_are_rejected,
+            binary_values_round_trip,
+            list_paginates_in_byte_order,
+            list_prefix_matches_literally,
+            clear_prefix_removes_only_matching_keys,
+            namespaces_are_isolated,
+            batch_reports_each_operation,
+            transaction_with_an_invalid_op_applies_nothing,
+            transaction_applies_every_op_in_order,
+            stats_count_live_keys_and_bytes,
+            concurrent_sets_all_land,
+            spawned_tasks_set_distinct_keys,
+            ttl_expiry,
+        }
+    };
 }
+#[doc(inline)]
+pub use crate::__kv_for_each_behavior as for_each_behavior;
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -257,7 +280,8 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
 
 /// A value can be written, read, replaced and removed; `delete` reports
 /// whether there was a value, and deleting a missing key succeeds.
-pub async fn get_set_overwrite_delete_exists(store: &dyn KvStore) {
+pub async fn get_set_overwrite_delete_exists(store: &Arc<dyn KvStore>) {
+    let store: &dyn KvStore = store.as_ref();
     let ns = unique_namespace("basic");
     let ns = ns.as_str();
     assert_value(store, "k", get(store, ns, "k").await, None);
@@ -304,7 +328,8 @@ pub async fn get_set_overwrite_delete_exists(store: &dyn KvStore) {
 
 /// Empty keys, keys with NUL and keys over [`MAX_KEY_LEN`] bytes are
 /// `invalid_key` for every single-key method; the longest legal key works.
-pub async fn invalid_keys_are_rejected(store: &dyn KvStore) {
+pub async fn invalid_keys_are_rejected(store: &Arc<dyn KvStore>) {
+    let store: &dyn KvStore = store.as_ref();
     let ns = unique_namespace("invalid-keys");
     let ns = ns.as_str();
     let too_long = "x".repeat(MAX_KEY_LEN + 1);
@@ -361,7 +386,8 @@ pub async fn invalid_keys_are_rejected(store: &dyn KvStore) {
 }
 
 /// A zero TTL or one over [`MAX_TTL`] is `invalid_ttl`; `MAX_TTL` itself works.
-pub async fn invalid_ttls_are_rejected(store: &dyn KvStore) {
+pub async fn invalid_ttls_are_rejected(store: &Arc<dyn KvStore>) {
+    let store: &dyn KvStore = store.as_ref();
     let ns = unique_namespace("invalid-ttls");
     let ns = ns.as_str();
     for ttl in [Duration::ZERO, MAX_TTL + Duration::from_secs(1)] {
@@ -386,7 +412,8 @@ pub async fn invalid_ttls_are_rejected(store: &dyn KvStore) {
 
 /// Values are opaque bytes: every byte value, invalid UTF-8, NUL, the empty
 /// value and a large value come back exactly.
-pub async fn binary_values_round_trip(store: &dyn KvStore) {
+pub async fn binary_values_round_trip(store: &Arc<dyn KvStore>) {
+    let store: &dyn KvStore = store.as_ref();
     let ns = unique_namespace("binary");
     let ns = ns.as_str();
     let every_byte: Vec<u8> = (0..=255u8).collect();
@@ -426,7 +453,8 @@ pub async fn binary_values_round_trip(store: &dyn KvStore) {
 
 /// `list` returns exactly the prefix's keys, in byte order, in pages that
 /// neither repeat nor skip a key; a cursor before the prefix starts at it.
-pub async fn list_paginates_in_byte_order(store: &dyn KvStore) {
+pub async fn list_paginates_in_byte_order(store: &Arc<dyn KvStore>) {
+    let store: &dyn KvStore = store.as_ref();
     let ns = unique_namespace("list");
     let ns = ns.as_str();
     let mut inside: Vec<String> = (0..20).map(|i| format!("item/{i:02}")).collect();
@@ -525,7 +553,8 @@ pub async fn list_paginates_in_byte_order(store: &dyn KvStore) {
 }
 
 /// `%`, `_` and `\` in a prefix match themselves only (no `LIKE` patterns).
-pub async fn list_prefix_matches_literally(store: &dyn KvStore) {
+pub async fn list_prefix_matches_literally(store: &Arc<dyn KvStore>) {
+    let store: &dyn KvStore = store.as_ref();
     let ns = unique_namespace("list-literal");
     let ns = ns.as_str();
     for key in [
@@ -584,7 +613,8 @@ pub async fn list_prefix_matches_literally(store: &dyn KvStore) {
 
 /// `clear_prefix` removes exactly the keys starting with the prefix and
 /// counts them; `""` clears the namespace.
-pub async fn clear_prefix_removes_only_matching_keys(store: &dyn KvStore) {
+pub async fn clear_prefix_removes_only_matching_keys(store: &Arc<dyn KvStore>) {
+    let store: &dyn KvStore = store.as_ref();
     let ns = unique_namespace("clear");
     let ns = ns.as_str();
     for key in [
@@ -638,7 +668,8 @@ pub async fn clear_prefix_removes_only_matching_keys(store: &dyn KvStore) {
 }
 
 /// Namespaces never see each other's keys, in any method.
-pub async fn namespaces_are_isolated(store: &dyn KvStore) {
+pub async fn namespaces_are_isolated(store: &Arc<dyn KvStore>) {
+    let store: &dyn KvStore = store.as_ref();
     let a = unique_namespace("ns-a");
     let b = unique_namespace("ns-b");
     let (a, b) = (a.as_str(), b.as_str());
@@ -707,7 +738,8 @@ pub async fn namespaces_are_isolated(store: &dyn KvStore) {
 
 /// A batch applies each valid operation and reports every outcome in order;
 /// invalid ones carry their error code and message.
-pub async fn batch_reports_each_operation(store: &dyn KvStore) {
+pub async fn batch_reports_each_operation(store: &Arc<dyn KvStore>) {
+    let store: &dyn KvStore = store.as_ref();
     let ns = unique_namespace("batch");
     let ns = ns.as_str();
     set(store, ns, "gone", b"x").await;
@@ -757,7 +789,8 @@ pub async fn batch_reports_each_operation(store: &dyn KvStore) {
 
 /// A transaction with any invalid operation is `InvalidInput` and changes
 /// nothing, wherever the invalid operation is.
-pub async fn transaction_with_an_invalid_op_applies_nothing(store: &dyn KvStore) {
+pub async fn transaction_with_an_invalid_op_applies_nothing(store: &Arc<dyn KvStore>) {
+    let store: &dyn KvStore = store.as_ref();
     let ns = unique_namespace("tx-invalid");
     let ns = ns.as_str();
     set(store, ns, "keep", b"v1").await;
@@ -815,7 +848,8 @@ pub async fn transaction_with_an_invalid_op_applies_nothing(store: &dyn KvStore)
 }
 
 /// A valid transaction applies every operation, in order.
-pub async fn transaction_applies_every_op_in_order(store: &dyn KvStore) {
+pub async fn transaction_applies_every_op_in_order(store: &Arc<dyn KvStore>) {
+    let store: &dyn KvStore = store.as_ref();
     let ns = unique_namespace("tx-valid");
     let ns = ns.as_str();
     set(store, ns, "keep", b"v1").await;
@@ -856,7 +890,8 @@ pub async fn transaction_applies_every_op_in_order(store: &dyn KvStore) {
 }
 
 /// `stats` counts live keys and the bytes of their values.
-pub async fn stats_count_live_keys_and_bytes(store: &dyn KvStore) {
+pub async fn stats_count_live_keys_and_bytes(store: &Arc<dyn KvStore>) {
+    let store: &dyn KvStore = store.as_ref();
     let ns = unique_namespace("stats");
     let ns = ns.as_str();
     assert_eq!(
@@ -901,7 +936,8 @@ pub async fn stats_count_live_keys_and_bytes(store: &dyn KvStore) {
 }
 
 /// Many sets in flight at once, to distinct keys, all land.
-pub async fn concurrent_sets_all_land(store: &dyn KvStore) {
+pub async fn concurrent_sets_all_land(store: &Arc<dyn KvStore>) {
+    let store: &dyn KvStore = store.as_ref();
     let ns = unique_namespace("concurrent");
     let ns = ns.as_str();
     let writers = (0..8).map(|w| async move {
@@ -927,11 +963,11 @@ pub async fn concurrent_sets_all_land(store: &dyn KvStore) {
 
 /// Sets from several spawned tokio tasks (on a multi-threaded runtime: from
 /// several threads) to distinct keys all land.
-pub async fn spawned_tasks_set_distinct_keys(store: Arc<dyn KvStore>) {
+pub async fn spawned_tasks_set_distinct_keys(store: &Arc<dyn KvStore>) {
     let ns = unique_namespace("tasks");
     let mut tasks = Vec::new();
     for w in 0..8 {
-        let store = Arc::clone(&store);
+        let store = Arc::clone(store);
         let ns = ns.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..25 {
@@ -987,7 +1023,8 @@ async fn check_writers(store: &dyn KvStore, ns: &str, writers: usize, per_writer
 /// `delete` and `clear_prefix` at once; an overwrite without TTL clears the
 /// TTL; an expired key can be set again; `purge_expired` removes expired
 /// keys physically. Sleeps about 1.2 s.
-pub async fn ttl_expiry(store: &dyn KvStore) {
+pub async fn ttl_expiry(store: &Arc<dyn KvStore>) {
+    let store: &dyn KvStore = store.as_ref();
     let ns = unique_namespace("ttl");
     let ns = ns.as_str();
     let second = Duration::from_secs(1);

@@ -10,8 +10,8 @@
 //! | `sqlite`       | [`SqliteKv`] | the `kv` table of the shared [`SqliteDatabase`](strata_records::SqliteDatabase) |
 //!
 //! [`behavior`] is backend-agnostic: it only talks to `&dyn KvStore`, so a
-//! new backend is done when [`behavior::run_all`] and
-//! [`behavior::spawned_tasks_set_distinct_keys`] pass against it.
+//! new backend is done when every behaviour [`behavior::for_each_behavior!`]
+//! lists passes against it (`tests/behavior.rs` makes one test of each).
 //!
 //! ```
 //! use bytes::Bytes;

@@ -1,31 +1,67 @@
-//! Runs the behaviour suite against every embedded backend: `MemoryKv`, and
-//! `SqliteKv` on a fresh database in a temporary directory.
+//! Runs the behaviour suite against every embedded backend — `MemoryKv`, and
+//! `SqliteKv` on a fresh database in a temporary directory — as one test per
+//! (backend, behaviour): `memory::ttl_expiry`, `sqlite::ttl_expiry`, …
+//! Each test opens a fresh store, so they are independent and run in parallel.
 
 use std::sync::Arc;
 use strata_core::kv::KvStore;
 use strata_kv::{behavior, MemoryKv, SqliteKv};
 use strata_records::{SqliteDatabase, SqliteOptions};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn memory_backend_passes_the_suite() {
-    let store: Arc<dyn KvStore> = Arc::new(MemoryKv::new());
-    assert_eq!(store.backend(), "memory");
-    behavior::run_all(store.as_ref()).await;
-    behavior::spawned_tasks_set_distinct_keys(store).await;
+/// One test's store, and what has to live as long as it.
+struct Fixture {
+    store: Arc<dyn KvStore>,
+    db: Option<SqliteDatabase>,
+    _dir: Option<tempfile::TempDir>,
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sqlite_backend_passes_the_suite() {
+impl Fixture {
+    async fn close(self) {
+        if let Some(db) = self.db {
+            db.close().await;
+        }
+    }
+}
+
+async fn open_memory() -> Fixture {
+    Fixture {
+        store: Arc::new(MemoryKv::new()),
+        db: None,
+        _dir: None,
+    }
+}
+
+async fn open_sqlite() -> Fixture {
     let dir = tempfile::tempdir().expect("temporary directory");
     let db = SqliteDatabase::open(&dir.path().join("strata.db"), &SqliteOptions::default())
         .await
         .expect("open SQLite database");
-    let store: Arc<dyn KvStore> = Arc::new(SqliteKv::new(db.clone()));
-    assert_eq!(store.backend(), "sqlite");
-    behavior::run_all(store.as_ref()).await;
-    behavior::spawned_tasks_set_distinct_keys(store).await;
-    db.close().await;
+    Fixture {
+        store: Arc::new(SqliteKv::new(db.clone())),
+        db: Some(db),
+        _dir: Some(dir),
+    }
 }
+
+/// `mod $backend { one #[tokio::test] per behaviour }`.
+macro_rules! backend_tests {
+    ($backend:ident, $open:ident; $($behavior:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $behavior() {
+                    let fixture = super::$open().await;
+                    assert_eq!(fixture.store.backend(), stringify!($backend));
+                    super::behavior::$behavior(&fixture.store).await;
+                    fixture.close().await;
+                }
+            )*
+        }
+    };
+}
+
+behavior::for_each_behavior!(backend_tests, memory, open_memory);
+behavior::for_each_behavior!(backend_tests, sqlite, open_sqlite);
 
 /// Values written through one `SqliteKv` are there after the database is
 /// closed and opened again.

@@ -1,9 +1,11 @@
 //! The records layer's behaviour suite: every backend of
 //! [`RecordStore`](strata_core::records::RecordStore) must pass it.
 //!
-//! Each check takes `&dyn RecordStore`, creates its own bots (unique ids), and
-//! panics with a message naming the broken rule. Run [`run_all`] against a
-//! backend (see `tests/behavior.rs`); the PostgreSQL backend will run the same.
+//! Each behaviour is a `pub async fn` that takes `&dyn RecordStore`, creates
+//! its own bots (unique ids), and panics with a message naming the broken
+//! rule. [`for_each_behavior!`] lists every behaviour once, so a backend's
+//! tests make one test per behaviour (see `tests/behavior.rs`); the
+//! PostgreSQL backend will run the same.
 
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -50,19 +52,32 @@ fn msg(content: &str, key: Option<&str>) -> NewMessage {
     }
 }
 
-/// Runs every check in order.
-pub async fn run_all(s: &dyn RecordStore) {
-    bots_crud_and_cascade(s).await;
-    keys_are_found_by_id_and_revoked(s).await;
-    users_and_external_ids(s).await;
-    sessions_slide_expire_and_revoke(s).await;
-    messages_seq_idempotency_and_ranges(s).await;
-    presets_groups_tool_logs(s).await;
-    config_replace_merge_and_values(s).await;
-    tenants_never_see_each_other(s).await;
-    pagination_visits_every_row_once(s).await;
-    audit_and_meta(s).await;
+/// Calls `$callback! { behavior, behavior, … }` with the name of every
+/// behaviour in this module, so a test file can generate one test per
+/// (backend, behaviour). `for_each_behavior!(callback, args…)` passes the
+/// extra arguments first: `$callback! { args… ; behavior, … }` (for example
+/// the backend to open).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __records_for_each_behavior {
+    ($callback:ident $(, $($args:tt)*)?) => {
+        $callback! {
+            $($($args)* ;)?
+            bots_crud_and_cascade,
+            keys_are_found_by_id_and_revoked,
+            users_and_external_ids,
+            sessions_slide_expire_and_revoke,
+            messages_seq_idempotency_and_ranges,
+            presets_groups_tool_logs,
+            config_replace_merge_and_values,
+            tenants_never_see_each_other,
+            pagination_visits_every_row_once,
+            audit_and_meta,
+        }
+    };
 }
+#[doc(inline)]
+pub use crate::__records_for_each_behavior as for_each_behavior;
 
 /// Bots: create, duplicate, get, rename, delete with everything they own.
 pub async fn bots_crud_and_cascade(s: &dyn RecordStore) {

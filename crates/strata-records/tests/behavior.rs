@@ -1,16 +1,33 @@
-//! The records behaviour suite against the SQLite backend.
+//! The records behaviour suite against the SQLite backend, as one test per
+//! behaviour (`sqlite::bots_crud_and_cascade`, …), each on a fresh database
+//! in a temporary directory.
 
 use strata_records::{behavior, SqliteDatabase, SqliteOptions, SqliteRecords};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sqlite_passes_the_records_behaviour_suite() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = SqliteDatabase::open(&dir.path().join("strata.db"), &SqliteOptions::default())
-        .await
-        .expect("open");
-    behavior::run_all(&SqliteRecords::new(db.clone())).await;
-    db.close().await;
+/// `mod $backend { one #[tokio::test] per behaviour }`.
+macro_rules! sqlite_tests {
+    ($($behavior:ident),* $(,)?) => {
+        mod sqlite {
+            use super::{SqliteDatabase, SqliteOptions, SqliteRecords};
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $behavior() {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let db = SqliteDatabase::open(
+                        &dir.path().join("strata.db"),
+                        &SqliteOptions::default(),
+                    )
+                    .await
+                    .expect("open");
+                    super::behavior::$behavior(&SqliteRecords::new(db.clone())).await;
+                    db.close().await;
+                }
+            )*
+        }
+    };
 }
+
+behavior::for_each_behavior!(sqlite_tests);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn data_survives_reopening_with_fsync_durability() {

@@ -140,3 +140,38 @@ async fn a_newer_schema_is_refused() {
         .expect_err("newer schema");
     assert_eq!(err.code(), "schema_too_new");
 }
+
+/// Reads run on blocking threads, never on an async worker: on a runtime
+/// with one thread, a read whose closure waits for a message sent by another
+/// task of that same runtime completes. Were the read run on the runtime's
+/// thread, the sender could never run and the read would time out.
+#[test]
+fn reads_never_block_the_async_worker() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteDatabase::open(&dir.path().join("strata.db"), &SqliteOptions::default())
+            .await
+            .expect("open");
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let read = db.read(move |c| {
+            rx.recv_timeout(std::time::Duration::from_secs(5))
+                .map_err(|_| {
+                    strata_core::Error::internal(
+                        "the other task never ran: the read blocked the runtime's thread",
+                    )
+                })?;
+            c.query_row("SELECT 41 + 1", [], |r| r.get::<_, i64>(0))
+                .map_err(strata_records::sqlite::map_sqlite_error)
+        });
+        let sender = tokio::spawn(async move {
+            let _ = tx.send(());
+        });
+        assert_eq!(read.await.expect("read"), 42);
+        sender.await.expect("sender");
+        db.close().await;
+    });
+}

@@ -1,6 +1,8 @@
 //! The behaviour suite every [`VectorStore`] backend passes (the embedded
-//! engine now, Qdrant later). Each case takes a store and two bots that exist
-//! and own nothing yet; [`run_all`] runs every case.
+//! engine now, Qdrant later). Each behaviour is a `pub async fn` that takes a
+//! store and a bot (or two) that exist and own nothing yet.
+//! [`for_each_behavior!`] lists them all, so a backend's tests make one test
+//! per behaviour — one failure never hides the others.
 //!
 //! Cases compare against exact brute force where results are deterministic
 //! (small collections, where the planner and the graph must both be exact).
@@ -98,6 +100,33 @@ fn brute(
     s.sort_by(|a, b| b.0.total_cmp(&a.0));
     s.into_iter().take(k).map(|x| x.1).collect()
 }
+
+/// Calls `$callback! { behavior(args), … }` with every behaviour in this
+/// module and the arguments it takes after the store: `bot` (a bot that
+/// exists) and `other` (a second one). A test file turns each entry into
+/// `behavior::$name(&store, $(&$arg),*)`. `for_each_behavior!(callback,
+/// args…)` passes the extra arguments first: `$callback! { args… ; … }`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __vectors_for_each_behavior {
+    ($callback:ident $(, $($args:tt)*)?) => {
+        $callback! {
+            $($($args)* ;)?
+            collections(bot),
+            points(bot),
+            bad_input_changes_nothing(bot),
+            search_matches_brute_force(bot),
+            filters(bot),
+            delete_scroll_count(bot),
+            ttl(bot),
+            ingestion_time(bot),
+            quotas(bot),
+            isolation(bot, other),
+        }
+    };
+}
+#[doc(inline)]
+pub use crate::__vectors_for_each_behavior as for_each_behavior;
 
 /// Collections: create, get, list, drop, duplicates, names, dimensions.
 pub async fn collections(s: &dyn VectorStore, bot: &BotId) {
@@ -814,18 +843,4 @@ pub async fn isolation(s: &dyn VectorStore, bot: &BotId, other: &BotId) {
     assert!(s.list_collections(other).await.expect("list").is_empty());
     assert_eq!(s.count(bot, "mine", None).await.expect("count"), 1);
     s.drop_collection(bot, "mine").await.expect("drop");
-}
-
-/// Runs every case.
-pub async fn run_all(s: &dyn VectorStore, bot: &BotId, other: &BotId) {
-    collections(s, bot).await;
-    points(s, bot).await;
-    bad_input_changes_nothing(s, bot).await;
-    search_matches_brute_force(s, bot).await;
-    filters(s, bot).await;
-    delete_scroll_count(s, bot).await;
-    ttl(s, bot).await;
-    ingestion_time(s, bot).await;
-    quotas(s, bot).await;
-    isolation(s, bot, other).await;
 }

@@ -52,6 +52,20 @@ struct Coll {
     applied: AtomicU64,
     /// Last seq on disk in the snapshot.
     saved: AtomicU64,
+    /// Log entries written since the last snapshot began: what a restart
+    /// would replay. Past [`snapshot_after`] a snapshot is taken.
+    unsaved: AtomicU64,
+    /// A size-triggered snapshot is queued or running.
+    saving: std::sync::atomic::AtomicBool,
+    /// One snapshot of this collection at a time.
+    snapshot: tokio::sync::Mutex<()>,
+}
+
+/// Log entries after which a collection is snapshotted again (besides the
+/// janitor's rounds and a graceful stop), so a restart after a crash replays
+/// a bounded amount: a fifth of the collection, between 5,000 and 100,000.
+fn snapshot_after(live: u64) -> u64 {
+    (live / 5).clamp(5_000, 100_000)
 }
 
 impl Coll {
@@ -175,7 +189,55 @@ impl EmbeddedVectors {
         tokio::task::spawn_blocking(move || s.load_all())
             .await
             .map_err(|e| Error::internal(format!("loading vector indexes panicked: {e}")))??;
+        // Points replayed at start are searchable already; link them into
+        // the graphs in the background, then snapshot what was replayed.
+        let s = store.clone();
+        tokio::spawn(async move { s.link_all_pending().await });
         Ok(store)
+    }
+
+    /// Links every collection's unlinked points into its graph, a batch at a
+    /// time on a blocking thread (inserts wait at most one batch), then
+    /// snapshots the collections whose log is long.
+    async fn link_all_pending(&self) {
+        let colls: Vec<Arc<Coll>> = self.colls.read().values().cloned().collect();
+        for c in colls {
+            loop {
+                let c2 = c.clone();
+                match tokio::task::spawn_blocking(move || {
+                    c2.index.link_pending(2_000, BUILD_THREADS)
+                })
+                .await
+                {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(collection = %c.name, error = %e, "linking replayed points panicked");
+                        break;
+                    }
+                }
+            }
+            self.maybe_snapshot(&c);
+        }
+    }
+
+    /// Queues a snapshot of `c` in the background when its log since the
+    /// last one passed [`snapshot_after`].
+    fn maybe_snapshot(&self, c: &Arc<Coll>) {
+        let live = c.index.len() as u64;
+        if c.unsaved.load(Ordering::Acquire) < snapshot_after(live) {
+            return;
+        }
+        if c.saving.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (store, c) = (self.clone(), c.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.save(&c).await {
+                tracing::warn!(collection = %c.name, error = %e, "writing an index snapshot failed");
+            }
+            c.saving.store(false, Ordering::Release);
+        });
     }
 
     fn snapshot_path(&self, id: i64) -> PathBuf {
@@ -288,15 +350,15 @@ impl EmbeddedVectors {
             },
             Err(_) => None,
         };
-        let (index, applied, saved) = match loaded {
+        let (index, applied, saved, replayed) = match loaded {
             Some((index, seq)) => {
-                let applied = self.replay(id, &index, seq)?;
-                (index, applied, seq)
+                let (applied, replayed) = self.replay(id, &index, seq)?;
+                (index, applied, seq, replayed)
             }
             None => {
                 let index = VectorIndex::new(cfg);
-                let seq = self.rebuild(id, &index)?;
-                (index, seq, 0)
+                let (seq, rows) = self.rebuild(id, &index)?;
+                (index, seq, 0, rows)
             }
         };
         for (f, t) in fields {
@@ -319,11 +381,16 @@ impl EmbeddedVectors {
             write: tokio::sync::Mutex::new(()),
             applied: AtomicU64::new(applied),
             saved: AtomicU64::new(saved),
+            unsaved: AtomicU64::new(replayed),
+            saving: Default::default(),
+            snapshot: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// Fills an empty index from every row; returns the log position it covers.
-    fn rebuild(&self, id: i64, index: &VectorIndex) -> Result<u64> {
+    /// Fills an empty index from every row (stored, not linked yet: the
+    /// background linker builds the graph while searches already find
+    /// every point); returns the log position it covers and the rows.
+    fn rebuild(&self, id: i64, index: &VectorIndex) -> Result<(u64, u64)> {
         let (rows, seq) = self.db.read_snapshot_blocking(|c| {
             let seq = log_position(c)?;
             let mut st = c
@@ -340,13 +407,15 @@ impl EmbeddedVectors {
         })?;
         for chunk in rows.chunks(10_000) {
             let pts = chunk.iter().map(Row::indexed).collect::<Result<Vec<_>>>()?;
-            index.upsert_batch(pts, BUILD_THREADS);
+            index.insert_unlinked(pts);
         }
-        Ok(seq)
+        Ok((seq, rows.len() as u64))
     }
 
-    /// Applies the log after `from` to `index`; returns the position reached.
-    fn replay(&self, id: i64, index: &VectorIndex, from: u64) -> Result<u64> {
+    /// Applies the log after `from` to `index` — points stored unlinked, so
+    /// a restart does not wait for the graph — and returns the position
+    /// reached and how many points it replayed.
+    fn replay(&self, id: i64, index: &VectorIndex, from: u64) -> Result<(u64, u64)> {
         let (rows, gone, seq) = self.db.read_snapshot_blocking(|c| {
             let seq = log_position(c)?;
             let mut st = c
@@ -382,11 +451,12 @@ impl EmbeddedVectors {
             return Err(Error::internal("index snapshot is newer than the log"));
         }
         index.delete(&gone);
+        let replayed = (rows.len() + gone.len()) as u64;
         for chunk in rows.chunks(10_000) {
             let pts = chunk.iter().map(Row::indexed).collect::<Result<Vec<_>>>()?;
-            index.upsert_batch(pts, BUILD_THREADS);
+            index.insert_unlinked(pts);
         }
-        Ok(seq)
+        Ok((seq, replayed))
     }
 
     fn coll(&self, bot: &BotId, name: &str) -> Result<Arc<Coll>> {
@@ -407,16 +477,40 @@ impl EmbeddedVectors {
     }
 
     /// Writes one collection's snapshot if it changed since the last one.
+    /// Writes wait only while the index is copied into the file's pages;
+    /// the fsync and the rename happen after they resume. Skipped while
+    /// replayed points are still being linked (the next round takes it).
     async fn save(&self, c: &Arc<Coll>) -> Result<()> {
-        let _w = c.write.lock().await;
-        let applied = c.applied.load(Ordering::Acquire);
-        if applied == c.saved.load(Ordering::Acquire) && self.snapshot_path(c.id).exists() {
-            return Ok(());
-        }
+        let _one = c.snapshot.lock().await;
         let path = self.snapshot_path(c.id);
-        let c2 = c.clone();
-        tokio::task::spawn_blocking(move || {
-            write_atomically(&path, |w| c2.index.write_snapshot(w, applied))
+        let tmp = path.with_extension("tmp");
+        let (applied, file) = {
+            let _w = c.write.lock().await;
+            let applied = c.applied.load(Ordering::Acquire);
+            if applied == c.saved.load(Ordering::Acquire) && path.exists() {
+                return Ok(());
+            }
+            if c.index.pending_links() > 0 {
+                return Ok(());
+            }
+            let (c2, tmp2) = (c.clone(), tmp.clone());
+            let file = tokio::task::spawn_blocking(move || {
+                write_unsynced(&tmp2, |w| c2.index.write_snapshot(w, applied))
+            })
+            .await
+            .map_err(|e| Error::internal(format!("snapshot task panicked: {e}")))??;
+            // Everything logged up to here is in this snapshot.
+            c.unsaved.store(0, Ordering::Release);
+            (applied, file)
+        };
+        let (tmp2, path2) = (tmp.clone(), path.clone());
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let io = |e: std::io::Error| {
+                Error::unavailable(format!("cannot write {}", path2.display())).with_source(e)
+            };
+            file.sync_all().map_err(io)?;
+            std::fs::rename(&tmp2, &path2).map_err(io)?;
+            Ok(())
         })
         .await
         .map_err(|e| Error::internal(format!("snapshot task panicked: {e}")))??;
@@ -478,6 +572,9 @@ impl EmbeddedVectors {
         c.index.delete(&gone);
         if n > 0 {
             c.applied.fetch_max(seq, Ordering::AcqRel);
+            c.unsaved.fetch_add(n, Ordering::AcqRel);
+            // Runs once the caller's write lock is released.
+            self.maybe_snapshot(c);
         }
         Ok(n)
     }
@@ -497,21 +594,19 @@ fn log_position(c: &rusqlite::Connection) -> Result<u64> {
     Ok(seq.unwrap_or(0).max(0) as u64)
 }
 
-fn write_atomically(
-    path: &Path,
+/// Writes `tmp` through `f` into the page cache (no fsync yet); returns
+/// the file for the caller to sync and rename.
+fn write_unsynced(
+    tmp: &Path,
     f: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+) -> Result<std::fs::File> {
     let io = |e: std::io::Error| {
-        Error::unavailable(format!("cannot write {}", path.display())).with_source(e)
+        Error::unavailable(format!("cannot write {}", tmp.display())).with_source(e)
     };
-    let file = std::fs::File::create(&tmp).map_err(io)?;
+    let file = std::fs::File::create(tmp).map_err(io)?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
     f(&mut w).map_err(io)?;
-    let file = w.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
-    Ok(())
+    w.into_inner().map_err(|e| io(e.into_error()))
 }
 
 fn validate_search(c: &Coll, r: &SearchRequest) -> Result<()> {
@@ -619,6 +714,9 @@ impl VectorStore for EmbeddedVectors {
             write: tokio::sync::Mutex::new(()),
             applied: AtomicU64::new(0),
             saved: AtomicU64::new(0),
+            unsaved: AtomicU64::new(0),
+            saving: Default::default(),
+            snapshot: tokio::sync::Mutex::new(()),
         });
         let info = coll.info(now_ms());
         self.colls.write().insert(key, coll);
@@ -832,6 +930,9 @@ impl VectorStore for EmbeddedVectors {
             .await
             .map_err(|e| Error::internal(format!("index insert panicked: {e}")))?;
         c.applied.fetch_max(seq, Ordering::AcqRel);
+        c.unsaved.fetch_add(n, Ordering::AcqRel);
+        drop(_w);
+        self.maybe_snapshot(&c);
         Ok(n)
     }
 
@@ -1075,6 +1176,21 @@ impl EmbeddedVectors {
     /// The collection's index configuration (for tests and tools).
     pub fn index_config(&self, bot: &BotId, name: &str) -> Result<IndexConfig> {
         Ok(self.coll(bot, name)?.config())
+    }
+
+    /// What a restart of a collection would redo now: log entries written
+    /// since its last snapshot began, and points stored but not linked into
+    /// its graph yet (tests and metrics).
+    pub fn restart_backlog(&self, bot: &BotId, name: &str) -> Result<(u64, usize)> {
+        let c = self.coll(bot, name)?;
+        Ok((c.unsaved.load(Ordering::Acquire), c.index.pending_links()))
+    }
+
+    /// Whether a size-triggered snapshot of the collection is queued or
+    /// being written (tests).
+    pub fn snapshot_running(&self, bot: &BotId, name: &str) -> Result<bool> {
+        let c = self.coll(bot, name)?;
+        Ok(c.saving.load(Ordering::Acquire))
     }
 
     /// Points in the index and in the rows of a collection, for consistency

@@ -445,6 +445,10 @@ struct Inner {
     payload_idx: PayloadIndexes,
     /// Live points with an expiry (0: skip the checks).
     expiring: usize,
+    /// Slots stored but not linked into the graph yet (points replayed at
+    /// start, linked in the background): searches score them exactly and
+    /// merge them with what the graph finds, so they are found at once.
+    unlinked: RoaringBitmap,
 }
 
 impl Inner {
@@ -540,6 +544,7 @@ impl VectorIndex {
                 live_bits: Vec::new(),
                 payload_idx: PayloadIndexes::new(),
                 expiring: 0,
+                unlinked: RoaringBitmap::new(),
             }),
             writer: Mutex::new(()),
         }
@@ -582,60 +587,114 @@ impl VectorIndex {
             return;
         }
         let _w = self.writer.lock();
-        let first;
-        {
-            let mut g = self.inner.write();
-            let n = points.len();
-            g.graph.reserve(n);
-            g.store.reserve(n);
-            first = g.graph.len() as u32;
-            let mut rng = rand::rng();
-            let mut v = Vec::with_capacity(self.cfg.dimension);
-            for p in &points {
-                let level = g.graph.random_level(&mut rng);
-                g.graph.push_node(level);
-                v.clear();
-                v.extend_from_slice(&p.vector);
-                self.normalize(&mut v);
-                g.store.push(&v);
-                g.ids.push_slot();
-                g.payloads.push(None);
-                g.ingested.push(p.ingested_at);
-                g.expires.push(p.expires_at.unwrap_or(i64::MAX));
-            }
-            let slots = g.graph.len();
-            let words = slots.div_ceil(64);
-            if g.live_bits.len() < words {
-                g.live_bits.resize(words, 0);
-            }
+        let n = points.len();
+        let first = self.push_slots(&points);
+        self.link(&(first..first + n as u32).collect::<Vec<_>>(), threads);
+        self.publish(first, points, false);
+    }
+
+    /// Stores points without linking them into the graph (a restart's
+    /// replay: linking is most of the cost of an insert). They are live and
+    /// found by every search at once — scored exactly beside the graph's
+    /// results — and linked later by [`VectorIndex::link_pending`].
+    pub fn insert_unlinked(&self, points: Vec<IndexedPoint>) {
+        if points.is_empty() {
+            return;
         }
-        {
+        let _w = self.writer.lock();
+        let first = self.push_slots(&points);
+        self.publish(first, points, true);
+    }
+
+    /// Links up to `max` of the stored-but-unlinked points into the graph
+    /// with `threads` threads; returns how many are still unlinked.
+    pub fn link_pending(&self, max: usize, threads: usize) -> usize {
+        let _w = self.writer.lock();
+        let (batch, dead): (Vec<u32>, Vec<u32>) = {
             let g = self.inner.read();
-            let metric = self.cfg.metric;
-            let fast = NodeCodeSpace {
-                store: &g.store,
-                metric,
-            };
-            let n = points.len();
-            let next = AtomicUsize::new(0);
-            let work = || loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                g.graph.insert(&fast, &fast, first + i as u32);
-            };
-            let threads = threads.clamp(1, 64).min(n.div_ceil(64).max(1));
-            if threads == 1 {
-                work();
-            } else {
-                std::thread::scope(|s| {
-                    for _ in 0..threads {
-                        s.spawn(work);
-                    }
-                });
-            }
+            g.unlinked.iter().take(max).partition(|&s| g.is_live(s))
+        };
+        // A slot that died meanwhile (replaced, deleted) is never searched:
+        // it needs no links.
+        self.link(&batch, threads);
+        let mut g = self.inner.write();
+        for s in batch.into_iter().chain(dead) {
+            g.unlinked.remove(s);
         }
+        g.unlinked.len() as usize
+    }
+
+    /// Points stored but not linked into the graph yet.
+    pub fn pending_links(&self) -> usize {
+        self.inner.read().unlinked.len() as usize
+    }
+
+    /// Phase 1 (writer lock held): new slots for `points`, their vectors
+    /// and metadata, not yet live. Returns the first slot.
+    fn push_slots(&self, points: &[IndexedPoint]) -> u32 {
+        let mut g = self.inner.write();
+        let n = points.len();
+        g.graph.reserve(n);
+        g.store.reserve(n);
+        let first = g.graph.len() as u32;
+        let mut rng = rand::rng();
+        let mut v = Vec::with_capacity(self.cfg.dimension);
+        for p in points {
+            let level = g.graph.random_level(&mut rng);
+            g.graph.push_node(level);
+            v.clear();
+            v.extend_from_slice(&p.vector);
+            self.normalize(&mut v);
+            g.store.push(&v);
+            g.ids.push_slot();
+            g.payloads.push(None);
+            g.ingested.push(p.ingested_at);
+            g.expires.push(p.expires_at.unwrap_or(i64::MAX));
+        }
+        let slots = g.graph.len();
+        let words = slots.div_ceil(64);
+        if g.live_bits.len() < words {
+            g.live_bits.resize(words, 0);
+        }
+        first
+    }
+
+    /// Phase 2 (writer lock held): links `slots` into the graph, on up to
+    /// `threads` threads; searches run meanwhile.
+    fn link(&self, slots: &[u32], threads: usize) {
+        if slots.is_empty() {
+            return;
+        }
+        let g = self.inner.read();
+        let metric = self.cfg.metric;
+        let fast = NodeCodeSpace {
+            store: &g.store,
+            metric,
+        };
+        let n = slots.len();
+        let next = AtomicUsize::new(0);
+        let work = || loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                break;
+            }
+            g.graph.insert(&fast, &fast, slots[i]);
+        };
+        let threads = threads.clamp(1, 64).min(n.div_ceil(64).max(1));
+        if threads == 1 {
+            work();
+        } else {
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    s.spawn(work);
+                }
+            });
+        }
+    }
+
+    /// Phase 3 (writer lock held): makes the points live (replacing
+    /// earlier slots of the same ids), optionally as unlinked.
+    fn publish(&self, first: u32, points: Vec<IndexedPoint>, unlinked: bool) {
         let mut g = self.inner.write();
         for (i, p) in points.into_iter().enumerate() {
             let slot = first + i as u32;
@@ -648,6 +707,9 @@ impl VectorIndex {
                 g.expiring += 1;
             }
             g.set_live(slot, true);
+            if unlinked {
+                g.unlinked.insert(slot);
+            }
         }
     }
 
@@ -757,6 +819,14 @@ impl VectorIndex {
                 dist: g.store.exact_query(metric, q, c.node),
                 node: c.node,
             });
+        }
+        if !g.unlinked.is_empty() {
+            // Points not linked yet are out of the graph's reach: score them
+            // exactly and merge (a point being linked right now may be in
+            // both lists).
+            let extra = self.exact(g, q, ef, g.unlinked.iter(), accept);
+            let seen: std::collections::HashSet<u32> = out.iter().map(|c| c.node).collect();
+            out.extend(extra.into_iter().filter(|c| !seen.contains(&c.node)));
         }
         out.sort_unstable();
         out
@@ -1001,9 +1071,19 @@ impl VectorIndex {
                 "index snapshots are little-endian; this machine rebuilds at start instead",
             ));
         }
+        // No insert or link runs while the graph is written: the snapshot
+        // is one consistent state.
+        let _writer = self.writer.lock();
+        let g = self.inner.read();
+        if !g.unlinked.is_empty() {
+            // A snapshot's graph must reach every live point.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "points are still being linked into the graph; snapshot later",
+            ));
+        }
         let mut w = Counting { w, pos: 0 };
         let w = &mut w;
-        let g = self.inner.read();
         let c = &self.cfg;
         w.write_all(SNAP_MAGIC)?;
         put_u64(w, last_seq)?;
@@ -1237,6 +1317,7 @@ impl VectorIndex {
                     live_bits,
                     payload_idx,
                     expiring,
+                    unlinked: RoaringBitmap::new(),
                 }),
                 writer: Mutex::new(()),
             },
@@ -1396,6 +1477,78 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
+    /// Points stored unlinked (a restart's replay) are found by every kind
+    /// of search at once, replace and are replaced like any other, and are
+    /// found by the graph once linked.
+    #[test]
+    fn unlinked_points_are_searchable_before_and_after_linking() {
+        use crate::behavior::vector;
+        let cfg = IndexConfig {
+            dimension: 16,
+            metric: Metric::Cosine,
+            hnsw: HnswParams::default(),
+            quantization: Quantization::None,
+        };
+        let idx = VectorIndex::new(cfg);
+        let point = |i: u64| IndexedPoint {
+            id: PointId::Num(i),
+            vector: vector(i, 16),
+            payload: Some(serde_json::json!({ "g": i % 2 })),
+            ingested_at: 0,
+            expires_at: None,
+        };
+        // A linked graph of 3,000, then 1,000 more unlinked, one of them
+        // replacing a linked point.
+        idx.upsert_batch((0..3_000).map(point).collect(), 2);
+        let mut tail: Vec<IndexedPoint> = (3_000..4_000).map(point).collect();
+        tail.push(IndexedPoint {
+            vector: vector(99_999, 16),
+            ..point(7)
+        });
+        idx.insert_unlinked(tail);
+        assert_eq!(idx.pending_links(), 1_001);
+        assert_eq!(idx.len(), 4_000);
+        let check = |idx: &VectorIndex| {
+            for i in (3_000..4_000).step_by(37).chain([0, 1, 2_999]) {
+                let hits = idx.search(&vector(i, 16), 1, 64, None, 0);
+                assert_eq!(
+                    hits.first().map(|h| &h.0),
+                    Some(&PointId::Num(i)),
+                    "point {i}"
+                );
+            }
+            // The replaced point is found by its new vector only.
+            let hits = idx.search(&vector(99_999, 16), 1, 64, None, 0);
+            assert_eq!(hits.first().map(|h| &h.0), Some(&PointId::Num(7)));
+            // Filtered through the graph (half the points pass).
+            let f = Filter {
+                must: vec![strata_core::filter::Condition::Match {
+                    key: "g".into(),
+                    value: strata_core::filter::MatchValue::Int(1),
+                }],
+                ..Default::default()
+            };
+            for i in (3_001..4_000).step_by(74) {
+                let hits = idx.search(&vector(i, 16), 1, 64, Some(&f), 0);
+                assert_eq!(
+                    hits.first().map(|h| &h.0),
+                    Some(&PointId::Num(i)),
+                    "filtered {i}"
+                );
+            }
+        };
+        check(&idx);
+        // No snapshot while points are unlinked: it could not reach them.
+        let mut buf = Vec::new();
+        assert!(idx.write_snapshot(&mut buf, 1).is_err());
+        while idx.link_pending(300, 2) > 0 {}
+        assert_eq!(idx.pending_links(), 0);
+        check(&idx);
+        buf.clear();
+        idx.write_snapshot(&mut buf, 1)
+            .expect("snapshot once linked");
+    }
+
     use super::*;
     use crate::behavior::vector;
 

@@ -1,5 +1,6 @@
-//! The vectors behaviour suite against the embedded engine, and its
-//! persistence: snapshots, replay of later changes, rebuild without files.
+//! The vectors behaviour suite against the embedded engine, as one test per
+//! behaviour (`embedded::filters`, …), and its persistence: snapshots, replay
+//! of later changes, rebuild without files.
 
 use serde_json::json;
 use std::path::Path;
@@ -30,14 +31,36 @@ async fn bots(db: &SqliteDatabase, names: &[&str]) -> Vec<BotId> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn embedded_engine_passes_the_vectors_behaviour_suite() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (db, v) = open(dir.path()).await;
-    let b = bots(&db, &["one", "two"]).await;
-    behavior::run_all(&v, &b[0], &b[1]).await;
-    db.close().await;
+/// The bots a behaviour gets, by the names `for_each_behavior!` gives them.
+struct Bots {
+    bot: BotId,
+    other: BotId,
 }
+
+/// `mod embedded { one #[tokio::test] per behaviour }`, each on a fresh
+/// database and vectors folder with two bots.
+macro_rules! embedded_tests {
+    ($($behavior:ident($($arg:ident),*)),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $behavior() {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let (db, v) = super::open(dir.path()).await;
+                    let mut b = super::bots(&db, &["one", "two"]).await;
+                    let bots = super::Bots {
+                        other: b.remove(1),
+                        bot: b.remove(0),
+                    };
+                    super::behavior::$behavior(&v $(, &bots.$arg)*).await;
+                    db.close().await;
+                }
+            )*
+        }
+    };
+}
+
+behavior::for_each_behavior!(embedded_tests);
 
 const Q: VectorQuota = VectorQuota {
     max_collections: 10,
@@ -261,5 +284,88 @@ async fn quantized_collections_search_well() {
     drop(v);
     let (db, v) = open(dir.path()).await;
     assert_eq!(v.count(&bot, "i8", None).await.expect("count"), 1000);
+    db.close().await;
+}
+
+/// Size-triggered snapshots bound what a restart redoes: after 12,000
+/// upserts the log since the last snapshot stays under the threshold, and a
+/// store reopened without a clean stop (a crash) finds every point at once,
+/// the replayed ones before they are linked into the graph.
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshots_follow_the_log_and_a_crash_replays_little() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, v) = open(dir.path()).await;
+    let bot = bots(&db, &["big"]).await.remove(0);
+    let dim = 16;
+    v.create_collection(
+        &bot,
+        CollectionSpec {
+            name: "c".into(),
+            dimension: dim,
+            metric: Metric::Cosine,
+            hnsw: Default::default(),
+            quantization: Default::default(),
+        },
+        Q,
+    )
+    .await
+    .expect("collection");
+    let total = 12_000u64;
+    for start in (0..total).step_by(500) {
+        v.upsert(&bot, "c", pts(start, start + 500, dim), Q)
+            .await
+            .expect("upsert");
+    }
+    // Let a snapshot that is being written finish.
+    for _ in 0..600 {
+        if !v.snapshot_running(&bot, "c").expect("state") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (unsaved, _) = v.restart_backlog(&bot, "c").expect("backlog");
+    assert!(
+        unsaved < 5_000 + 500,
+        "{unsaved} log entries since the last snapshot: a restart would replay them all"
+    );
+    // A crash: no checkpoint, no close; the rows and the last snapshot stay.
+    drop(v);
+    let v = EmbeddedVectors::open(db.clone(), dir.path().join("vectors"))
+        .await
+        .expect("reopen");
+    assert_eq!(v.count(&bot, "c", None).await.expect("count"), total);
+    for i in (0..total).step_by(97).chain([total - 1]) {
+        let hits = v
+            .search(
+                &bot,
+                "c",
+                SearchRequest {
+                    vector: vector(i, dim),
+                    k: 1,
+                    filter: None,
+                    ef: Some(64),
+                    score_threshold: None,
+                    with_payload: false,
+                    with_vector: false,
+                },
+            )
+            .await
+            .expect("search");
+        assert_eq!(
+            hits.first().map(|h| &h.id),
+            Some(&PointId::Num(i)),
+            "point {i}"
+        );
+    }
+    // The replayed points end up linked, and the consistency holds.
+    for _ in 0..600 {
+        if v.restart_backlog(&bot, "c").expect("backlog").1 == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(v.restart_backlog(&bot, "c").expect("backlog").1, 0);
+    let (idx, rows) = v.consistency(&bot, "c").await.expect("consistency");
+    assert_eq!(idx, rows);
     db.close().await;
 }

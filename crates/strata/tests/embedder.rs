@@ -43,8 +43,10 @@ async fn a_model_that_does_not_load_stops_start_up() {
 
 #[tokio::test]
 async fn a_local_model_is_opened_and_reported() {
-    let Some(model) = std::env::var_os("STRATA_TEST_MODEL_DIR").filter(|d| !d.is_empty()) else {
-        eprintln!("NOTE: a_local_model_is_opened_and_reported skipped: STRATA_TEST_MODEL_DIR is not set (scripts/fetch-model.sh)");
+    let Some(model) = strata_testkit::backend(
+        "STRATA_TEST_MODEL_DIR",
+        "a_local_model_is_opened_and_reported",
+    ) else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");

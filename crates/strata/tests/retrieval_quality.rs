@@ -119,8 +119,10 @@ async fn measure(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hybrid_is_at_least_as_good_as_the_better_of_keyword_and_dense_on_the_test_split() {
-    let Some(model) = std::env::var_os("STRATA_TEST_MODEL_DIR").filter(|d| !d.is_empty()) else {
-        eprintln!("NOTE: the retrieval evaluation did not run: STRATA_TEST_MODEL_DIR is not set (scripts/fetch-model.sh)");
+    let Some(model) = strata_testkit::backend(
+        "STRATA_TEST_MODEL_DIR",
+        "hybrid_is_at_least_as_good_as_the_better_of_keyword_and_dense_on_the_test_split",
+    ) else {
         return;
     };
     let eval = load();

@@ -2,8 +2,12 @@
 //! folder and a free loopback port.
 #![allow(dead_code)]
 
+pub mod embedder;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
@@ -26,6 +30,12 @@ impl Server {
     /// Starts the server on `data_dir` with extra environment variables and
     /// waits until `/health` answers.
     pub async fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_logged(data_dir, env, None).await
+    }
+
+    /// Like [`Server::start_with`], with the process's stdout and stderr
+    /// appended to `log` (when given; `STRATA_LOG` may be set in `env`).
+    pub async fn start_logged(data_dir: &Path, env: &[(&str, &str)], log: Option<&Path>) -> Server {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
@@ -34,9 +44,22 @@ impl Server {
             .env("STRATA_DATA_DIR", data_dir)
             .env("STRATA_LISTEN", format!("127.0.0.1:{port}"))
             .env("STRATA_ADMIN_KEY", ADMIN_KEY)
-            .env("STRATA_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .env("STRATA_LOG", "warn");
+        match log {
+            Some(path) => {
+                let open = || {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .expect("open the server log")
+                };
+                cmd.stdout(open()).stderr(open());
+            }
+            None => {
+                cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            }
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -101,6 +124,27 @@ impl Server {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// SIGTERM, then waits at most `max` for the process to exit; returns
+    /// how long it took, or `None` when it did not exit in time (it is then
+    /// killed).
+    pub fn terminate_within(&mut self, max: Duration) -> Option<Duration> {
+        let mut c = self.child.take()?;
+        let started = Instant::now();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        while started.elapsed() < max {
+            if let Ok(Some(_)) = c.try_wait() {
+                return Some(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
     }
 
     /// `{url}{path}`.
@@ -194,6 +238,58 @@ impl Server {
             )
             .await;
         v["key"].as_str().expect("key in response").to_owned()
+    }
+}
+
+/// Client requests around a kill, so a crash test can show that work was in
+/// flight when the server died: how many requests are outstanding now, and
+/// when each request that never got its answer was sent.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    outstanding: AtomicUsize,
+    unanswered: Mutex<Vec<Instant>>,
+}
+
+impl InFlight {
+    /// A request is about to be sent; returns when.
+    pub fn start(&self) -> Instant {
+        self.outstanding.fetch_add(1, Ordering::SeqCst);
+        Instant::now()
+    }
+
+    /// The request sent at `started` got a response (any status).
+    pub fn answered(&self) {
+        self.outstanding.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// The request sent at `started` got no (complete) response.
+    pub fn unanswered(&self, started: Instant) {
+        self.outstanding.fetch_sub(1, Ordering::SeqCst);
+        self.unanswered.lock().expect("lock").push(started);
+    }
+
+    /// Waits (up to 10 s) until at least one request is outstanding, so a
+    /// kill that follows lands while work is in flight.
+    pub async fn wait_for_outstanding(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.outstanding.load(Ordering::SeqCst) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no request was outstanding for 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Requests sent before `kill` that never got their answer: they were
+    /// in flight when the server was killed.
+    pub fn cut_off_by(&self, kill: Instant) -> usize {
+        self.unanswered
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|started| **started < kill)
+            .count()
     }
 }
 

@@ -6,18 +6,12 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-/// `STRATA_TEST_MODEL_DIR` (set by `.ci/run` from `scripts/fetch-model.sh`);
-/// without it the local-model tests print a note and skip.
+/// `STRATA_TEST_MODEL_DIR` (`bash scripts/test.sh` sets it from
+/// `scripts/fetch-model.sh`); without it a local-model test is skipped
+/// loudly, or fails under CI (`strata_testkit::backend`).
+#[track_caller]
 pub fn model_dir(test: &str) -> Option<PathBuf> {
-    match std::env::var_os("STRATA_TEST_MODEL_DIR") {
-        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
-        _ => {
-            eprintln!(
-                "NOTE: {test} skipped: STRATA_TEST_MODEL_DIR is not set (run `scripts/fetch-model.sh` and export its output)"
-            );
-            None
-        }
-    }
+    strata_testkit::backend("STRATA_TEST_MODEL_DIR", test).map(PathBuf::from)
 }
 
 #[derive(Debug, Deserialize)]
