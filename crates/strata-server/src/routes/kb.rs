@@ -77,14 +77,14 @@ pub(crate) struct KbSearchBody {
     /// (`key`, `name`, `ext`, `dirs`, `content_type`, `size`, `title`).
     #[schema(value_type = Option<KbFilter>)]
     filter: Option<Value>,
-    /// Hybrid only: `adaptive` (default: scores divided by each list's
-    /// best, each list weighted by how sharply its scores fall from the 1st
-    /// to the 10th), `rrf` (reciprocal rank fusion, k = 60) or `weighted`
-    /// (min-max normalised scores, `dense_weight` · dense + the rest ·
-    /// keyword).
+    /// Hybrid only: `weighted` (the default: min-max normalised scores,
+    /// `dense_weight` · dense + the rest · keyword), `rrf` (reciprocal rank
+    /// fusion, k = 10) or `adaptive` (scores divided by each list's best,
+    /// each list weighted by how sharply its scores fall from the 1st to the
+    /// 10th).
     #[schema(value_type = Option<KbFusion>)]
     fusion: Option<String>,
-    /// Weight of the dense score with `fusion: "weighted"` (0..1, default 0.7).
+    /// Weight of the dense score with `fusion: "weighted"` (0..1, default 0.4).
     #[schema(minimum = 0, maximum = 1)]
     dense_weight: Option<f32>,
 }
@@ -199,7 +199,7 @@ pub(crate) async fn search(
     let mode = SearchMode::parse(b.mode.as_deref().unwrap_or("hybrid"))?;
     // Checked whenever it is sent, as the document says, not only with
     // `fusion: "weighted"`.
-    let dense_weight = b.dense_weight.unwrap_or(0.7);
+    let dense_weight = b.dense_weight.unwrap_or(Fusion::DEFAULT_DENSE_WEIGHT);
     if !(0.0..=1.0).contains(&dense_weight) {
         return Err(Error::invalid("dense_weight must be between 0 and 1")
             .with_code("invalid_fusion")
@@ -208,7 +208,9 @@ pub(crate) async fn search(
     let fusion = match b.fusion.as_deref() {
         None => None,
         Some("adaptive") => Some(Fusion::Adaptive),
-        Some("rrf") => Some(Fusion::Rrf { k: 60.0 }),
+        Some("rrf") => Some(Fusion::Rrf {
+            k: Fusion::DEFAULT_RRF_K,
+        }),
         Some("weighted") => Some(Fusion::Weighted { dense_weight }),
         Some(other) => {
             return Err(Error::invalid(format!(
