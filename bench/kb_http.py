@@ -26,7 +26,7 @@
 4. The chunk texts Strata made, read from `kb_chunks` in the server's SQLite
    file (read-only), to --chunks-out (one `{"key","chunk","text"}` per line,
    ordered by key and chunk), and the vectors Strata stored for them (from
-   the `kb` collection, `points/scroll` with vectors) to --vectors-out, so
+   the `_kb` collection's rows in the same file) to --vectors-out, so
    the peer embeds exactly the same texts and its vectors can be compared.
 5. Search: `POST /v1/bots/{bot}/kb/search {query, mode, k: 10}` with the
    texts of query.jsonl.gz, each client with its own keep-alive connection,
@@ -255,24 +255,29 @@ def dump_chunks(db_path, bot, out_path):
             "chars_mean": sum(lens) / len(lens) if lens else None}
 
 
-def dump_vectors(port, key, bot, out_path):
-    c = Client(port, key)
-    n, cursor = 0, None
-    with open(out_path, "w", encoding="utf-8") as f:
-        while True:
-            body = {"limit": 1000, "with_vector": True}
-            if cursor is not None:
-                body["cursor"] = cursor
-            page = c.ok("POST", f"/v1/bots/{bot}/collections/kb/points/scroll", body)
-            for p in page["points"]:
-                pl = p.get("payload") or {}
+def dump_vectors(db_path, bot, out_path):
+    """The vectors Strata stored for the chunks: the rows of the bot's
+    knowledge-base collection (`_kb`, Strata's own, so not readable through
+    the vectors API) in the server's SQLite file, read-only. The vector is
+    little-endian f32 exactly as the embedder returned it."""
+    import struct
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    n = 0
+    try:
+        rows = conn.execute(
+            "SELECT p.vector, p.payload FROM vector_points p "
+            "JOIN vector_collections c ON c.id = p.collection_id "
+            "WHERE c.bot_id = ? AND c.name = '_kb'",
+            (bot,)).fetchall()
+        with open(out_path, "w", encoding="utf-8") as f:
+            for blob, payload in rows:
+                pl = json.loads(payload) if payload else {}
+                vector = list(struct.unpack(f"<{len(blob) // 4}f", blob))
                 f.write(json.dumps({"key": pl.get("key"), "chunk": pl.get("chunk"),
-                                    "vector": p["vector"]}) + "\n")
+                                    "vector": vector}) + "\n")
                 n += 1
-            cursor = page.get("next_cursor")
-            if cursor is None:
-                break
-    c.close()
+    finally:
+        conn.close()
     return n
 
 
@@ -434,7 +439,7 @@ def main():
                                 f"the documents list {r['chunks']} chunks")
             status = 2
         if a.vectors_out:
-            out["vectors_dumped"] = dump_vectors(server.port, key, bot, a.vectors_out)
+            out["vectors_dumped"] = dump_vectors(data_dir / "strata.db", bot, a.vectors_out)
 
         out["search"] = []
         for mode, threads, first, end in phases:
