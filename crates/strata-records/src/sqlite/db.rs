@@ -164,6 +164,8 @@ struct Inner {
     opts: SqliteOptions,
     writer: Mutex<Option<mpsc::Sender<Command>>>,
     readers: Mutex<Vec<Connection>>,
+    /// Reader threads with a connection each, for `read`.
+    pool: ReadPool,
     /// Whether the last writes succeeded (readiness).
     write_health: strata_core::worker::WriteHealth,
 }
@@ -318,6 +320,7 @@ impl SqliteDatabase {
                 opts: opts.clone(),
                 writer: Mutex::new(Some(tx)),
                 readers: Mutex::new(Vec::new()),
+                pool: ReadPool::start(path, opts),
                 write_health: Default::default(),
             }),
         })
@@ -337,10 +340,27 @@ impl SqliteDatabase {
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let db = self.clone();
-        tokio::task::spawn_blocking(move || db.read_blocking(f))
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T>>();
+        let job: ReadJob = Box::new(move |conn: &Connection| {
+            let _ = tx.send(f(conn));
+        });
+        // A reader thread of the pool when one is idle (its connection and
+        // prepared statements stay warm, and a handful of threads serve
+        // any number of concurrent reads); else tokio's blocking pool, so a
+        // few long reads never hold up the short ones.
+        if let Err(job) = self.inner.pool.try_dispatch(job) {
+            let db = self.clone();
+            tokio::task::spawn_blocking(move || {
+                db.read_blocking(|c| {
+                    job(c);
+                    Ok(())
+                })
+            })
             .await
-            .map_err(|e| Error::internal("a database read panicked").with_source(e))?
+            .map_err(|e| Error::internal("a database read panicked").with_source(e))??;
+        }
+        rx.await
+            .map_err(|_| Error::internal("a database read panicked"))?
     }
 
     /// Like [`read`](Self::read), inside one read transaction: every
@@ -349,10 +369,14 @@ impl SqliteDatabase {
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let db = self.clone();
-        tokio::task::spawn_blocking(move || db.read_snapshot_blocking(f))
-            .await
-            .map_err(|e| Error::internal("a database read panicked").with_source(e))?
+        self.read(move |c| {
+            c.execute_batch("BEGIN DEFERRED")
+                .map_err(map_sqlite_error)?;
+            let result = f(c);
+            c.execute_batch("COMMIT").map_err(map_sqlite_error)?;
+            result
+        })
+        .await
     }
 
     /// Runs `f` on a read-only connection on the calling thread: only for
@@ -497,6 +521,120 @@ impl SqliteDatabase {
         if let Ok(mut idle) = self.inner.readers.lock() {
             idle.clear();
         }
+        self.inner.pool.stop();
+    }
+}
+
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// A few reader threads, each with its own read-only connection.
+struct ReadPool {
+    tx: Mutex<Option<crossbeam_channel::Sender<ReadJob>>>,
+    /// Threads waiting for a job.
+    idle: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ReadPool {
+    /// Two reader threads per core, at least 2, at most 16.
+    fn threads() -> usize {
+        std::thread::available_parallelism()
+            .map(|n| n.get() * 2)
+            .unwrap_or(4)
+            .clamp(2, 16)
+    }
+
+    fn start(path: &Path, opts: &SqliteOptions) -> ReadPool {
+        let (tx, rx) = crossbeam_channel::unbounded::<ReadJob>();
+        let idle = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for i in 0..Self::threads() {
+            let (rx, idle, path, opts) = (rx.clone(), idle.clone(), path.to_owned(), opts.clone());
+            let started = std::thread::Builder::new()
+                .name(format!("strata-sqlite-reader-{i}"))
+                .spawn(move || reader_loop(rx, idle, path, opts));
+            if let Err(e) = started {
+                tracing::warn!(error = %e, "cannot start a SQLite reader thread; reads use the blocking pool");
+            }
+        }
+        ReadPool {
+            tx: Mutex::new(Some(tx)),
+            idle,
+        }
+    }
+
+    /// Hands `job` to an idle reader thread, or gives it back when none is.
+    fn try_dispatch(&self, job: ReadJob) -> std::result::Result<(), ReadJob> {
+        use std::sync::atomic::Ordering;
+        let claimed = self
+            .idle
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok();
+        if !claimed {
+            return Err(job);
+        }
+        let guard = match self.tx.lock() {
+            Ok(g) => g,
+            Err(_) => {
+                self.idle.fetch_add(1, Ordering::AcqRel);
+                return Err(job);
+            }
+        };
+        match guard.as_ref() {
+            Some(tx) => tx.send(job).map_err(|e| {
+                self.idle.fetch_add(1, Ordering::AcqRel);
+                e.into_inner()
+            }),
+            None => {
+                self.idle.fetch_add(1, Ordering::AcqRel);
+                Err(job)
+            }
+        }
+    }
+
+    /// Lets the reader threads finish (they exit once the channel closes).
+    fn stop(&self) {
+        if let Ok(mut g) = self.tx.lock() {
+            g.take();
+        }
+    }
+}
+
+impl Drop for ReadPool {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn reader_loop(
+    rx: crossbeam_channel::Receiver<ReadJob>,
+    idle: Arc<std::sync::atomic::AtomicUsize>,
+    path: PathBuf,
+    opts: SqliteOptions,
+) {
+    use std::sync::atomic::Ordering;
+    let conn = Connection::open_with_flags(
+        &path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .and_then(|c| configure(&c, &opts).map(|_| c));
+    let conn = match conn {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "a SQLite reader thread cannot open its connection");
+            return;
+        }
+    };
+    idle.fetch_add(1, Ordering::AcqRel);
+    while let Ok(job) = rx.recv() {
+        // A job that panics is the caller's error (its channel closes);
+        // the thread and its connection go on.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn)));
+        if !conn.is_autocommit() {
+            // A read left a transaction open: end it before the next one.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        idle.fetch_add(1, Ordering::AcqRel);
     }
 }
 
