@@ -133,3 +133,8 @@ if [[ -f scripts/schemathesis.sh ]]; then
     say "bash scripts/schemathesis.sh"
     bash scripts/schemathesis.sh
 fi
+
+if [[ -f scripts/qdrant-clients.sh ]]; then
+    say "bash scripts/qdrant-clients.sh"
+    bash scripts/qdrant-clients.sh
+fi

@@ -442,6 +442,7 @@ async fn serve(config: Config) -> Result<()> {
     let _lock =
         DataDirLock::acquire(&config.data_dir).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
     let listen = config.listen;
+    let config_qdrant_listen = config.qdrant_listen;
     tracing::info!(?config, "starting strata");
     let strata = Strata::open(config)
         .await
@@ -454,10 +455,41 @@ async fn serve(config: Config) -> Result<()> {
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!(address = %local, "strata is listening");
     eprintln!("strata listening on http://{local}");
+    // One signal stops both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let qdrant = match config_qdrant_listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot bind STRATA_QDRANT_LISTEN={addr}"))?;
+            let local = l.local_addr().context("reading the bound address")?;
+            tracing::info!(address = %local, "the Qdrant-compatible API is listening");
+            eprintln!("strata Qdrant-compatible API on http://{local}");
+            Some(tokio::spawn(strata_server::serve_qdrant(
+                strata.clone(),
+                l,
+                stopped(stop_rx.clone()),
+            )))
+        }
+        None => None,
+    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
     let workers = strata.start_workers(Duration::from_secs(60));
-    strata_server::serve(strata.clone(), listener, shutdown_signal())
+    strata_server::serve(strata.clone(), listener, stopped(stop_rx))
         .await
         .context("serving HTTP")?;
+    if let Some(q) = qdrant {
+        match q.await {
+            Ok(r) => r.context("serving the Qdrant-compatible API")?,
+            Err(e) => tracing::warn!(error = %e, "the Qdrant-compatible listener ended abnormally"),
+        }
+    }
     tracing::info!("stopping: background workers");
     let late = workers.shutdown(Duration::from_secs(3)).await;
     if !late.is_empty() {

@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde_json::{json, Map, Number, Value};
 
-use crate::vectors::INGESTED_AT_KEY;
+use crate::vectors::{PointId, INGESTED_AT_KEY};
 use crate::{Error, Result, Timestamp};
 
 /// A filter: every `must` holds, at least one `should` holds (when there are
@@ -51,12 +51,61 @@ pub struct Range {
 /// One condition.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
-    Match { key: String, value: MatchValue },
-    MatchAny { key: String, any: Vec<MatchValue> },
-    Range { key: String, range: Range },
-    Exists { key: String, exists: bool },
-    IsNull { key: String },
+    Match {
+        key: String,
+        value: MatchValue,
+    },
+    MatchAny {
+        key: String,
+        any: Vec<MatchValue>,
+    },
+    Range {
+        key: String,
+        range: Range,
+    },
+    Exists {
+        key: String,
+        exists: bool,
+    },
+    IsNull {
+        key: String,
+    },
     Nested(Filter),
+    /// Some value at `key` is none of `except` (Qdrant's `match.except`);
+    /// false when the key is missing or holds only an empty array.
+    Except {
+        key: String,
+        except: Vec<MatchValue>,
+    },
+    /// Some string at `key` contains `text` (a substring match).
+    Text {
+        key: String,
+        text: String,
+    },
+    /// The number of values at `key` is in `range`: an array counts its
+    /// elements, `null` and a missing key count 0, anything else 1.
+    ValuesCount {
+        key: String,
+        range: Range,
+    },
+    /// `key` is missing, `null` or an empty array (`[null]` is not empty).
+    IsEmpty {
+        key: String,
+    },
+    /// The point's id is one of these (matches nothing where the id is
+    /// not known: [`Filter::matches`]).
+    HasId(Vec<PointId>),
+    /// Some element of the array of objects at `key` (or the object itself)
+    /// passes `filter` on its own, keys relative to the element.
+    NestedArray {
+        key: String,
+        filter: Filter,
+    },
+    /// At least `min_count` of `conditions` hold.
+    MinShould {
+        conditions: Vec<Condition>,
+        min_count: usize,
+    },
 }
 
 /// Deepest nesting of filters (the top level is depth 1).
@@ -407,6 +456,28 @@ fn bound_json(b: Bound) -> Value {
     }
 }
 
+fn range_json(range: &Range) -> Value {
+    let mut m = Map::new();
+    for (name, b) in [
+        ("gt", range.gt),
+        ("gte", range.gte),
+        ("lt", range.lt),
+        ("lte", range.lte),
+    ] {
+        if let Some(b) = b {
+            m.insert(name.to_owned(), bound_json(b));
+        }
+    }
+    Value::Object(m)
+}
+
+/// What a condition is checked against.
+struct Point<'a> {
+    payload: Option<&'a Value>,
+    ingested_at_ms: i64,
+    id: Option<&'a dyn Fn() -> Option<PointId>>,
+}
+
 fn filter_json(f: &Filter, nested: bool) -> Value {
     let mut m = Map::new();
     for (name, list) in [
@@ -471,6 +542,35 @@ pub fn number_eq_i64(n: &Number, i: i64) -> bool {
     }
 }
 
+/// A path segment: a field name, optionally followed by `[]` (every
+/// element: what a plain name does anyway) or `[N]` (element N only).
+fn segment(head: &str) -> (&str, Option<usize>) {
+    if let Some(open) = head.rfind('[') {
+        if let Some(inner) = head[open + 1..].strip_suffix(']') {
+            if inner.is_empty() {
+                return (&head[..open], None);
+            }
+            if let Ok(i) = inner.parse::<usize>() {
+                return (&head[..open], Some(i));
+            }
+        }
+    }
+    (head, None)
+}
+
+/// The child `head` (a segment) of an object.
+fn child<'v>(v: &'v Value, head: &str) -> Option<&'v Value> {
+    let (name, index) = segment(head);
+    let c = match v {
+        Value::Object(m) => m.get(name)?,
+        _ => return None,
+    };
+    match index {
+        None => Some(c),
+        Some(i) => c.as_array()?.get(i),
+    }
+}
+
 fn visit<F: FnMut(&Value) -> bool>(v: &Value, path: Option<&str>, f: &mut F) -> bool {
     if let Value::Array(items) = v {
         return items.iter().any(|x| visit(x, path, f));
@@ -482,10 +582,28 @@ fn visit<F: FnMut(&Value) -> bool>(v: &Value, path: Option<&str>, f: &mut F) -> 
                 Some((h, r)) => (h, Some(r)),
                 None => (p, None),
             };
-            match v {
-                Value::Object(m) => m.get(head).is_some_and(|c| visit(c, rest, f)),
-                _ => false,
-            }
+            child(v, head).is_some_and(|c| visit(c, rest, f))
+        }
+    }
+}
+
+/// The values at the dot path `key`, arrays crossed on the way but the
+/// last value kept whole (an array stays one array).
+fn values_at<'v>(v: &'v Value, path: &str, out: &mut Vec<&'v Value>) {
+    if let Value::Array(items) = v {
+        for x in items {
+            values_at(x, path, out);
+        }
+        return;
+    }
+    let (head, rest) = match path.split_once('.') {
+        Some((h, r)) => (h, Some(r)),
+        None => (path, None),
+    };
+    if let Some(c) = child(v, head) {
+        match rest {
+            None => out.push(c),
+            Some(r) => values_at(c, r, out),
         }
     }
 }
@@ -593,13 +711,43 @@ impl Condition {
             | Condition::MatchAny { key, .. }
             | Condition::Range { key, .. }
             | Condition::Exists { key, .. }
-            | Condition::IsNull { key } => Some(key),
-            Condition::Nested(_) => None,
+            | Condition::IsNull { key }
+            | Condition::Except { key, .. }
+            | Condition::Text { key, .. }
+            | Condition::ValuesCount { key, .. }
+            | Condition::IsEmpty { key }
+            | Condition::NestedArray { key, .. } => Some(key),
+            Condition::Nested(_) | Condition::HasId(_) | Condition::MinShould { .. } => None,
         }
     }
 
-    /// Whether a point with this payload and ingestion time passes.
+    /// Whether a point with this payload and ingestion time passes (an
+    /// id condition does not: [`Condition::matches_point`]).
     pub fn matches(&self, payload: Option<&Value>, ingested_at_ms: i64) -> bool {
+        self.eval(&Point {
+            payload,
+            ingested_at_ms,
+            id: None,
+        })
+    }
+
+    /// Like [`Condition::matches`], `id` giving the point's id when an
+    /// id condition asks for it.
+    pub fn matches_point(
+        &self,
+        payload: Option<&Value>,
+        ingested_at_ms: i64,
+        id: &dyn Fn() -> Option<PointId>,
+    ) -> bool {
+        self.eval(&Point {
+            payload,
+            ingested_at_ms,
+            id: Some(id),
+        })
+    }
+
+    fn eval(&self, p: &Point<'_>) -> bool {
+        let (payload, ingested_at_ms) = (p.payload, p.ingested_at_ms);
         if let Some(key) = self.key() {
             if key == INGESTED_AT_KEY {
                 return match self {
@@ -609,12 +757,23 @@ impl Condition {
                     }
                     Condition::Range { range, .. } => range.contains_ms(ingested_at_ms),
                     Condition::Exists { exists, .. } => *exists,
-                    Condition::IsNull { .. } | Condition::Nested(_) => false,
+                    Condition::Except { except, .. } => {
+                        !except.iter().any(|v| v.matches_ms(ingested_at_ms))
+                    }
+                    Condition::ValuesCount { range, .. } => range.contains_ms(1),
+                    _ => false,
                 };
             }
         }
         let at = |key: &str, f: &mut dyn FnMut(&Value) -> bool| {
             payload.is_some_and(|p| any_value_at(p, key, f))
+        };
+        let whole = |key: &str| {
+            let mut out = Vec::new();
+            if let Some(p) = payload {
+                values_at(p, key, &mut out);
+            }
+            out
         };
         match self {
             Condition::Match { key, value } => at(key, &mut |v| value.matches_json(v)),
@@ -624,7 +783,54 @@ impl Condition {
             Condition::Range { key, range } => at(key, &mut |v| range.contains_json(v)),
             Condition::Exists { key, exists } => at(key, &mut |v| !v.is_null()) == *exists,
             Condition::IsNull { key } => at(key, &mut Value::is_null),
-            Condition::Nested(f) => f.matches(payload, ingested_at_ms),
+            Condition::Nested(f) => f.eval(p),
+            Condition::Except { key, except } => {
+                at(key, &mut |v| !except.iter().any(|m| m.matches_json(v)))
+            }
+            Condition::Text { key, text } => at(key, &mut |v| {
+                v.as_str().is_some_and(|s| s.contains(text.as_str()))
+            }),
+            Condition::ValuesCount { key, range } => {
+                let n: usize = whole(key)
+                    .iter()
+                    .map(|v| match v {
+                        Value::Array(a) => a.len(),
+                        Value::Null => 0,
+                        _ => 1,
+                    })
+                    .sum();
+                range.contains_json(&Value::from(n as u64))
+            }
+            Condition::IsEmpty { key } => whole(key).iter().all(|v| match v {
+                Value::Null => true,
+                Value::Array(a) => a.is_empty(),
+                _ => false,
+            }),
+            Condition::HasId(ids) => p.id.and_then(|id| id()).is_some_and(|id| ids.contains(&id)),
+            Condition::NestedArray { key, filter } => whole(key).iter().any(|v| {
+                let one = |e: &Value| {
+                    filter.eval(&Point {
+                        payload: Some(e),
+                        ingested_at_ms,
+                        id: None,
+                    })
+                };
+                match v {
+                    Value::Array(items) => items.iter().any(one),
+                    other => one(other),
+                }
+            }),
+            Condition::MinShould {
+                conditions,
+                min_count,
+            } => {
+                conditions
+                    .iter()
+                    .filter(|c| c.eval(p))
+                    .take(*min_count)
+                    .count()
+                    >= *min_count
+            }
         }
     }
 
@@ -638,23 +844,30 @@ impl Condition {
                 "key": key,
                 "match": {"any": any.iter().map(match_value_json).collect::<Vec<_>>()},
             }),
-            Condition::Range { key, range } => {
-                let mut m = Map::new();
-                for (name, b) in [
-                    ("gt", range.gt),
-                    ("gte", range.gte),
-                    ("lt", range.lt),
-                    ("lte", range.lte),
-                ] {
-                    if let Some(b) = b {
-                        m.insert(name.to_owned(), bound_json(b));
-                    }
-                }
-                json!({"key": key, "range": m})
-            }
+            Condition::Range { key, range } => json!({"key": key, "range": range_json(range)}),
             Condition::Exists { key, exists } => json!({"key": key, "exists": exists}),
             Condition::IsNull { key } => json!({ "is_null": key }),
             Condition::Nested(f) => filter_json(f, true),
+            Condition::Except { key, except } => json!({
+                "key": key,
+                "match": {"except": except.iter().map(match_value_json).collect::<Vec<_>>()},
+            }),
+            Condition::Text { key, text } => json!({"key": key, "match": {"text": text}}),
+            Condition::ValuesCount { key, range } => {
+                json!({"key": key, "values_count": range_json(range)})
+            }
+            Condition::IsEmpty { key } => json!({"is_empty": {"key": key}}),
+            Condition::HasId(ids) => json!({ "has_id": ids }),
+            Condition::NestedArray { key, filter } => {
+                json!({"nested": {"key": key, "filter": filter_json(filter, false)}})
+            }
+            Condition::MinShould {
+                conditions,
+                min_count,
+            } => json!({"min_should": {
+                "conditions": conditions.iter().map(Condition::to_json).collect::<Vec<_>>(),
+                "min_count": min_count,
+            }}),
         }
     }
 }
@@ -683,16 +896,32 @@ impl Filter {
     /// condition holds if any element satisfies it. A missing key matches
     /// nothing (`exists: false` aside).
     pub fn matches(&self, payload: Option<&Value>, ingested_at_ms: i64) -> bool {
-        self.must.iter().all(|c| c.matches(payload, ingested_at_ms))
-            && (self.should.is_empty()
-                || self
-                    .should
-                    .iter()
-                    .any(|c| c.matches(payload, ingested_at_ms)))
-            && !self
-                .must_not
-                .iter()
-                .any(|c| c.matches(payload, ingested_at_ms))
+        self.eval(&Point {
+            payload,
+            ingested_at_ms,
+            id: None,
+        })
+    }
+
+    /// Like [`Filter::matches`] for a point whose id `id` gives (called
+    /// only when a `HasId` condition asks).
+    pub fn matches_point(
+        &self,
+        payload: Option<&Value>,
+        ingested_at_ms: i64,
+        id: &dyn Fn() -> Option<PointId>,
+    ) -> bool {
+        self.eval(&Point {
+            payload,
+            ingested_at_ms,
+            id: Some(id),
+        })
+    }
+
+    fn eval(&self, p: &Point<'_>) -> bool {
+        self.must.iter().all(|c| c.eval(p))
+            && (self.should.is_empty() || self.should.iter().any(|c| c.eval(p)))
+            && !self.must_not.iter().any(|c| c.eval(p))
     }
 }
 

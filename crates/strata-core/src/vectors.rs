@@ -443,6 +443,9 @@ pub struct ScrollRequest {
     pub limit: usize,
     /// Continue after this id (exclusive).
     pub after: Option<PointId>,
+    /// Start at this id (inclusive; Qdrant's scroll `offset`); when set,
+    /// `after` is ignored.
+    pub from: Option<PointId>,
     pub with_vector: bool,
 }
 

@@ -8,6 +8,7 @@
 pub mod error;
 pub mod extract;
 mod metrics_layer;
+pub mod qdrant;
 pub mod rate_limit;
 mod routes;
 
@@ -157,15 +158,11 @@ pub fn openapi() -> OpenApiDoc {
     doc
 }
 
-/// The full HTTP application over `strata`.
-pub fn router(strata: Strata) -> Router {
-    let (api, mut doc) = api_router().split_for_parts();
-    add_problem_responses(&mut doc);
-    let limit = usize::try_from(strata.config().max_body_bytes).unwrap_or(usize::MAX);
+fn app_state(strata: Strata, openapi: serde_json::Value) -> AppState {
     let history_bytes = strata.config().history_cache_bytes;
-    let state = AppState {
+    AppState {
         strata,
-        openapi: Arc::new(serde_json::to_value(&doc).unwrap_or_default()),
+        openapi: Arc::new(openapi),
         metrics: metrics_layer::handle(),
         history_cache: Arc::new(quick_cache::sync::Cache::with_weighter(
             16_384,
@@ -173,8 +170,18 @@ pub fn router(strata: Strata) -> Router {
             BodyWeighter,
         )),
         history_cache_on: history_bytes > 0,
-    };
-    api.fallback(not_found)
+    }
+}
+
+/// The full HTTP application over `strata`, with the Qdrant-compatible
+/// API under `/qdrant`.
+pub fn router(strata: Strata) -> Router {
+    let (api, mut doc) = api_router().split_for_parts();
+    add_problem_responses(&mut doc);
+    let limit = usize::try_from(strata.config().max_body_bytes).unwrap_or(usize::MAX);
+    let state = app_state(strata, serde_json::to_value(&doc).unwrap_or_default());
+    api.nest("/qdrant", qdrant::router())
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
@@ -208,7 +215,14 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(strata);
+    serve_app(router(strata), listener, shutdown).await
+}
+
+async fn serve_app(
+    app: Router,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     // In-flight requests get a bounded time to finish once the signal
     // came (a long download must not hold a stop for minutes).
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
@@ -234,6 +248,33 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// The Qdrant-compatible API alone, at the root (`STRATA_QDRANT_LISTEN`).
+pub fn qdrant_router(strata: Strata) -> Router {
+    let keyless = strata
+        .config()
+        .qdrant_keyless_bot
+        .as_deref()
+        .and_then(|b| strata::BotId::parse(b).ok());
+    let state = app_state(strata, serde_json::Value::Null);
+    let app = qdrant::router().layer(axum::middleware::from_fn(metrics_layer::track));
+    match keyless {
+        Some(bot) => app
+            .layer(axum::Extension(qdrant::KeylessBot(bot)))
+            .with_state(state),
+        None => app.with_state(state),
+    }
+}
+
+/// Serves the Qdrant-compatible API on `listener` until `shutdown`
+/// resolves.
+pub async fn serve_qdrant(
+    strata: Strata,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_app(qdrant_router(strata), listener, shutdown).await
 }
 
 /// How long in-flight requests may run on after a shutdown signal.

@@ -118,6 +118,7 @@ macro_rules! __vectors_for_each_behavior {
             search_matches_brute_force(bot),
             filters(bot),
             delete_scroll_count(bot),
+            scroll_from_and_point_conditions(bot),
             ttl(bot),
             ingestion_time(bot),
             quotas(bot),
@@ -599,6 +600,7 @@ pub async fn delete_scroll_count(s: &dyn VectorStore, bot: &BotId) {
                 bot,
                 "sc",
                 ScrollRequest {
+                    from: None,
                     filter: None,
                     limit: 40,
                     after: after.clone(),
@@ -625,6 +627,7 @@ pub async fn delete_scroll_count(s: &dyn VectorStore, bot: &BotId) {
             bot,
             "sc",
             ScrollRequest {
+                from: None,
                 filter: Some(odd.clone()),
                 limit: 1000,
                 after: None,
@@ -642,6 +645,171 @@ pub async fn delete_scroll_count(s: &dyn VectorStore, bot: &BotId) {
         .iter()
         .all(|p| p.vector.as_ref().is_some_and(|v| v.len() == dim)));
     s.drop_collection(bot, "sc").await.expect("drop");
+}
+
+/// Scroll can start at an id (inclusive; Qdrant's `offset`), and the
+/// conditions that need the point's id or Qdrant's rules — `HasId`,
+/// `Except`, `IsEmpty`, `ValuesCount`, `NestedArray`, `MinShould` — hold in
+/// search, count, scroll and delete alike, with and without a payload index
+/// on their key.
+pub async fn scroll_from_and_point_conditions(s: &dyn VectorStore, bot: &BotId) {
+    use strata_core::filter::Condition;
+    s.create_collection(bot, spec("pc", 4, Metric::Cosine), Q)
+        .await
+        .expect("create");
+    let pts: Vec<PointInput> = (0..60u64)
+        .map(|i| {
+            let tags = if i % 3 == 0 { json!([]) } else { json!(["a", "b"]) };
+            point(
+                i,
+                4,
+                json!({"k": i % 4, "tags": tags, "items": [{"c": "red", "n": i}, {"c": "blue", "n": 0}]}),
+            )
+        })
+        .collect();
+    s.upsert(bot, "pc", pts, Q).await.expect("upsert");
+    let scroll =
+        |from: Option<PointId>, after: Option<PointId>, filter: Option<Filter>| ScrollRequest {
+            filter,
+            limit: 5,
+            after,
+            from,
+            with_vector: false,
+        };
+    let ids = |p: &ScrollPage| p.points.iter().map(|p| p.id.clone()).collect::<Vec<_>>();
+    let page = s
+        .scroll(bot, "pc", scroll(Some(PointId::Num(10)), None, None))
+        .await
+        .expect("scroll");
+    assert_eq!(ids(&page), (10..15).map(PointId::Num).collect::<Vec<_>>());
+    // `from` an id that does not exist starts at the next one.
+    s.delete_points(bot, "pc", PointSelector::Ids(vec![PointId::Num(20)]))
+        .await
+        .expect("delete");
+    let page = s
+        .scroll(bot, "pc", scroll(Some(PointId::Num(20)), None, None))
+        .await
+        .expect("scroll");
+    assert_eq!(ids(&page)[0], PointId::Num(21));
+    let has = |ids: Vec<u64>| Filter {
+        must: vec![Condition::HasId(
+            ids.into_iter().map(PointId::Num).collect(),
+        )],
+        ..Filter::default()
+    };
+    for indexed in [false, true] {
+        if indexed {
+            s.create_index(bot, "pc", "k", FieldType::Integer)
+                .await
+                .expect("index");
+            s.create_index(bot, "pc", "tags", FieldType::Keyword)
+                .await
+                .expect("index");
+        }
+        assert_eq!(
+            s.count(bot, "pc", Some(has(vec![1, 2, 20, 999])))
+                .await
+                .expect("count"),
+            2,
+            "has_id, deleted and unknown ids left out (indexed: {indexed})"
+        );
+        let mut f = has(vec![1, 2, 3, 4, 5, 6, 7]);
+        f.must.push(Condition::Match {
+            key: "k".into(),
+            value: strata_core::filter::MatchValue::Int(1),
+        });
+        let found = s
+            .search(
+                bot,
+                "pc",
+                SearchRequest {
+                    vector: vector(5, 4),
+                    k: 10,
+                    filter: Some(f),
+                    ef: Some(64),
+                    score_threshold: None,
+                    with_payload: false,
+                    with_vector: false,
+                },
+            )
+            .await
+            .expect("search");
+        let mut got: Vec<_> = found.into_iter().map(|p| p.id).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![PointId::Num(1), PointId::Num(5)],
+            "indexed: {indexed}"
+        );
+        let not_in = Filter {
+            must: vec![Condition::Except {
+                key: "k".into(),
+                except: vec![strata_core::filter::MatchValue::Int(0)],
+            }],
+            ..Filter::default()
+        };
+        assert_eq!(s.count(bot, "pc", Some(not_in)).await.expect("count"), 45);
+        let empty = Filter {
+            must: vec![Condition::IsEmpty { key: "tags".into() }],
+            ..Filter::default()
+        };
+        assert_eq!(s.count(bot, "pc", Some(empty)).await.expect("count"), 20);
+        let two = Filter {
+            must: vec![Condition::ValuesCount {
+                key: "tags".into(),
+                range: strata_core::filter::Range {
+                    gte: Some(strata_core::filter::Bound::Number(2.0)),
+                    ..Default::default()
+                },
+            }],
+            ..Filter::default()
+        };
+        assert_eq!(s.count(bot, "pc", Some(two)).await.expect("count"), 39);
+        // Both conditions on one element of `items`: only n = i of a red one.
+        let nested = Filter {
+            must: vec![Condition::NestedArray {
+                key: "items".into(),
+                filter: Filter::parse(&json!({"must": [
+                    {"key": "c", "match": {"value": "blue"}},
+                    {"key": "n", "range": {"gte": 1}}
+                ]}))
+                .expect("f"),
+            }],
+            ..Filter::default()
+        };
+        assert_eq!(s.count(bot, "pc", Some(nested)).await.expect("count"), 0);
+        let min2 = Filter {
+            must: vec![Condition::MinShould {
+                conditions: vec![
+                    Condition::Match {
+                        key: "k".into(),
+                        value: strata_core::filter::MatchValue::Int(1),
+                    },
+                    Condition::HasId(vec![PointId::Num(1), PointId::Num(2)]),
+                    Condition::IsEmpty { key: "tags".into() },
+                ],
+                min_count: 2,
+            }],
+            ..Filter::default()
+        };
+        // k = 1 and id 1 or 2: 1; k = 1 and empty tags: 9, 21, 33, 45, 57;
+        // id 2 is k = 2 with tags; id 1 has tags.
+        assert_eq!(s.count(bot, "pc", Some(min2)).await.expect("count"), 6);
+        let page = s
+            .scroll(bot, "pc", scroll(None, None, Some(has(vec![40, 3, 50]))))
+            .await
+            .expect("scroll");
+        assert_eq!(
+            ids(&page),
+            vec![PointId::Num(3), PointId::Num(40), PointId::Num(50)]
+        );
+    }
+    let deleted = s
+        .delete_points(bot, "pc", PointSelector::Filter(has(vec![3, 4, 5])))
+        .await
+        .expect("delete by has_id");
+    assert_eq!(deleted, 3);
+    assert_eq!(s.count(bot, "pc", None).await.expect("count"), 56);
 }
 
 /// An expired point is invisible to every read at once and purged later.
@@ -691,6 +859,7 @@ pub async fn ttl(s: &dyn VectorStore, bot: &BotId) {
             bot,
             "ttl",
             ScrollRequest {
+                from: None,
                 filter: None,
                 limit: 10,
                 after: None,

@@ -1003,19 +1003,23 @@ impl VectorStore for EmbeddedVectors {
         let c = self.coll(bot, name)?;
         let limit = req.limit.clamp(1, 1000);
         let now = now_ms();
-        let mut after = req
-            .after
-            .as_ref()
-            .map(PointId::storage_key)
-            .unwrap_or_default();
+        // `from` is inclusive (the first query only), `after` exclusive.
+        let mut inclusive = req.from.is_some();
+        let mut after = match (&req.from, &req.after) {
+            (Some(from), _) => from.storage_key(),
+            (None, Some(a)) => a.storage_key(),
+            (None, None) => String::new(),
+        };
         let mut points = Vec::new();
         let cid = c.id;
         loop {
             let after_key = after.clone();
+            let first_inclusive = std::mem::take(&mut inclusive);
             let batch = self.db.read(move |conn| {
                 let after = after_key;
+                let op = if first_inclusive { ">=" } else { ">" };
                 conn.prepare_cached(&format!(
-                    "SELECT {ROW_COLS} FROM vector_points WHERE collection_id = ?1 AND pid > ?2 AND (expires_at IS NULL OR expires_at > ?3) ORDER BY pid LIMIT ?4"
+                    "SELECT {ROW_COLS} FROM vector_points WHERE collection_id = ?1 AND pid {op} ?2 AND (expires_at IS NULL OR expires_at > ?3) ORDER BY pid LIMIT ?4"
                 ))
                 .map_err(sql)?
                 .query_map(params![cid, after, now, (limit * 2) as i64], read_row)
@@ -1028,7 +1032,8 @@ impl VectorStore for EmbeddedVectors {
                 after = r.pid.clone();
                 let p = r.indexed()?;
                 if let Some(f) = &req.filter {
-                    if !f.matches(p.payload.as_ref(), p.ingested_at) {
+                    let id = p.id.clone();
+                    if !f.matches_point(p.payload.as_ref(), p.ingested_at, &|| Some(id.clone())) {
                         continue;
                     }
                 }

@@ -892,7 +892,13 @@ impl VectorIndex {
             return (found, Plan::Graph);
         };
         let threshold = self.full_scan_threshold();
-        let matches = |s: u32| f.matches(g.payloads[s as usize].as_deref(), g.ingested[s as usize]);
+        let matches = |s: u32| {
+            f.matches_point(
+                g.payloads[s as usize].as_deref(),
+                g.ingested[s as usize],
+                &|| g.ids.id_of(s),
+            )
+        };
         match g.payload_idx.candidates(f, &g.live) {
             Some(c) => {
                 let exact_set = c.exact;
@@ -972,7 +978,13 @@ impl VectorIndex {
         let Some(f) = filter else {
             return g.live.iter().filter(|&s| g.alive(s, now)).collect();
         };
-        let matches = |s: u32| f.matches(g.payloads[s as usize].as_deref(), g.ingested[s as usize]);
+        let matches = |s: u32| {
+            f.matches_point(
+                g.payloads[s as usize].as_deref(),
+                g.ingested[s as usize],
+                &|| g.ids.id_of(s),
+            )
+        };
         match g.payload_idx.candidates(f, &g.live) {
             Some(c) => c
                 .slots

@@ -476,7 +476,15 @@ impl FieldIndex {
                 Some((Cow::Owned(live - &self.present), true))
             }
             Condition::IsNull { .. } => Some((Cow::Borrowed(&self.nulls), true)),
-            Condition::Nested(_) => None,
+            // Checked point by point.
+            Condition::Nested(_)
+            | Condition::Except { .. }
+            | Condition::Text { .. }
+            | Condition::ValuesCount { .. }
+            | Condition::IsEmpty { .. }
+            | Condition::HasId(_)
+            | Condition::NestedArray { .. }
+            | Condition::MinShould { .. } => None,
         }
     }
 }

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use strata_core::types::BotId;
 use strata_core::{Error, Result};
 use strata_records::Durability;
 
@@ -179,7 +180,23 @@ pub struct Config {
     /// Most vector points per bot (`STRATA_VECTOR_MAX_POINTS`); a bot's
     /// `vectors.max_points` setting overrides it.
     pub vector_max_points: u64,
+    /// Address of the Qdrant-compatible REST listener
+    /// (`STRATA_QDRANT_LISTEN`); off when `None`.
+    pub qdrant_listen: Option<SocketAddr>,
+    /// The version `GET /` of the Qdrant API reports
+    /// (`STRATA_QDRANT_VERSION`; clients compare its major and minor with
+    /// their own).
+    pub qdrant_version: String,
+    /// A bot whose admin a request without a key acts as on the Qdrant
+    /// listener (`STRATA_QDRANT_KEYLESS_BOT`), like a Qdrant without an
+    /// `api_key`, for tools that send none; `None` (the default): every
+    /// request needs a key. Never applies under `/qdrant` of the main
+    /// listener.
+    pub qdrant_keyless_bot: Option<String>,
 }
+
+/// The Qdrant version the Qdrant-compatible API reports by default.
+pub const DEFAULT_QDRANT_VERSION: &str = "1.19.0";
 
 impl Config {
     /// The embedded default rooted at `data_dir`.
@@ -225,6 +242,9 @@ fn unreachable_default() -> Config {
         history_cache_bytes: DEFAULT_HISTORY_CACHE_BYTES,
         vector_max_collections: DEFAULT_VECTOR_MAX_COLLECTIONS,
         vector_max_points: DEFAULT_VECTOR_MAX_POINTS,
+        qdrant_listen: None,
+        qdrant_version: DEFAULT_QDRANT_VERSION.to_owned(),
+        qdrant_keyless_bot: None,
     }
 }
 
@@ -254,6 +274,9 @@ pub struct ConfigBuilder {
     history_cache_bytes: Option<toml::Value>,
     vector_max_collections: Option<toml::Value>,
     vector_max_points: Option<toml::Value>,
+    qdrant_listen: Option<String>,
+    qdrant_version: Option<String>,
+    qdrant_keyless_bot: Option<String>,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -311,6 +334,9 @@ impl ConfigBuilder {
         b.history_cache_bytes = n("STRATA_HISTORY_CACHE_BYTES").or(b.history_cache_bytes);
         b.vector_max_collections = n("STRATA_VECTOR_MAX_COLLECTIONS").or(b.vector_max_collections);
         b.vector_max_points = n("STRATA_VECTOR_MAX_POINTS").or(b.vector_max_points);
+        b.qdrant_listen = s("STRATA_QDRANT_LISTEN").or(b.qdrant_listen);
+        b.qdrant_version = s("STRATA_QDRANT_VERSION").or(b.qdrant_version);
+        b.qdrant_keyless_bot = s("STRATA_QDRANT_KEYLESS_BOT").or(b.qdrant_keyless_bot);
         Ok(b)
     }
 
@@ -329,6 +355,12 @@ impl ConfigBuilder {
     /// Sets the listen address.
     pub fn listen(mut self, addr: impl Into<String>) -> Self {
         self.listen = Some(addr.into());
+        self
+    }
+
+    /// Sets the address of the Qdrant-compatible listener.
+    pub fn qdrant_listen(mut self, addr: impl Into<String>) -> Self {
+        self.qdrant_listen = Some(addr.into());
         self
     }
 
@@ -357,6 +389,37 @@ impl ConfigBuilder {
                 format!("{listen_s:?} is not an address like 127.0.0.1:8080"),
             )
         })?;
+        let qdrant_listen = match self.qdrant_listen.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(a) => Some(SocketAddr::from_str(a).map_err(|_| {
+                setting_error(
+                    "STRATA_QDRANT_LISTEN",
+                    format!("{a:?} is not an address like 127.0.0.1:6333"),
+                )
+            })?),
+        };
+        let qdrant_version = self
+            .qdrant_version
+            .unwrap_or_else(|| DEFAULT_QDRANT_VERSION.to_owned());
+        {
+            let mut parts = qdrant_version.split('.');
+            let numeric = |p: Option<&str>| p.is_some_and(|x| x.parse::<u32>().is_ok());
+            if !(numeric(parts.next()) && numeric(parts.next())) {
+                return Err(setting_error(
+                    "STRATA_QDRANT_VERSION",
+                    format!("{qdrant_version:?} is not a version like 1.19.0"),
+                ));
+            }
+        }
+        let qdrant_keyless_bot = match self.qdrant_keyless_bot.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(b) => Some(
+                BotId::parse(b)
+                    .map_err(|e| setting_error("STRATA_QDRANT_KEYLESS_BOT", e.message()))?
+                    .as_str()
+                    .to_owned(),
+            ),
+        };
         let admin_key = match self.admin_key {
             None => None,
             Some(k) if k.len() < 16 => {
@@ -493,6 +556,9 @@ impl ConfigBuilder {
             history_cache_bytes,
             vector_max_collections,
             vector_max_points,
+            qdrant_listen,
+            qdrant_version,
+            qdrant_keyless_bot,
             data_dir,
             listen,
             admin_key,
@@ -529,6 +595,9 @@ const STRING_KEYS: &[&str] = &[
     "embedder",
     "embedder_api_key",
     "embedder_model",
+    "qdrant_listen",
+    "qdrant_version",
+    "qdrant_keyless_bot",
 ];
 const NUMBER_KEYS: &[&str] = &[
     "max_body_bytes",
@@ -720,6 +789,29 @@ mod tests {
         assert_eq!(c.durability, Durability::Process);
         assert_eq!(c.vector_max_collections, 100);
         assert_eq!(c.vector_max_points, 10_000_000);
+    }
+
+    #[test]
+    fn the_qdrant_listener_is_off_unless_set_and_its_version_checked() {
+        let c = build(&[]).expect("defaults are valid");
+        assert_eq!(c.qdrant_listen, None);
+        assert_eq!(c.qdrant_version, DEFAULT_QDRANT_VERSION);
+        let c = build(&[
+            ("STRATA_QDRANT_LISTEN", "127.0.0.1:6333"),
+            ("STRATA_QDRANT_VERSION", "1.16.2"),
+        ])
+        .expect("valid");
+        assert_eq!(c.qdrant_listen.map(|a| a.port()), Some(6333));
+        assert_eq!(c.qdrant_version, "1.16.2");
+        let err = build(&[("STRATA_QDRANT_LISTEN", "6333")]).expect_err("no host");
+        assert!(err.message().contains("STRATA_QDRANT_LISTEN"), "{err}");
+        let err = build(&[("STRATA_QDRANT_VERSION", "v1.2.3")]).expect_err("not MAJOR.MINOR");
+        assert!(err.message().contains("STRATA_QDRANT_VERSION"), "{err}");
+        assert_eq!(c.qdrant_keyless_bot, None);
+        let c = build(&[("STRATA_QDRANT_KEYLESS_BOT", "bench")]).expect("valid");
+        assert_eq!(c.qdrant_keyless_bot.as_deref(), Some("bench"));
+        let err = build(&[("STRATA_QDRANT_KEYLESS_BOT", "Not A Bot")]).expect_err("bad id");
+        assert!(err.message().contains("STRATA_QDRANT_KEYLESS_BOT"), "{err}");
     }
 
     #[test]

@@ -20,7 +20,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use strata_core::filter::Filter;
+pub use strata_core::filter::{Bound, Condition, Filter, MatchValue, Range};
 pub use strata_core::vectors::*;
 
 use strata_core::types::Role;
@@ -142,6 +142,7 @@ impl VectorExport {
             .scroll_points(
                 &self.info.name,
                 ScrollRequest {
+                    from: None,
                     filter: None,
                     limit: EXPORT_PAGE,
                     after: self.after.take(),
@@ -247,6 +248,51 @@ impl VectorImport {
         self.flush().await?;
         Ok(self.summary)
     }
+}
+
+/// How [`BotScope::update_payload`] changes a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadUpdate {
+    /// Set the given keys, keep the others.
+    Merge,
+    /// The given object becomes the whole payload (or the whole object at
+    /// the key).
+    Replace,
+}
+
+/// `old` changed by `update` at the dot path `key` (the top level when
+/// `None`).
+fn apply_payload(
+    old: Option<Value>,
+    update: &serde_json::Map<String, Value>,
+    key: Option<&str>,
+    mode: PayloadUpdate,
+) -> Value {
+    let mut root = match old {
+        Some(Value::Object(m)) => Value::Object(m),
+        _ => Value::Object(serde_json::Map::new()),
+    };
+    let mut target = &mut root;
+    if let Some(path) = key {
+        for part in path.split('.') {
+            if !target.is_object() {
+                *target = Value::Object(serde_json::Map::new());
+            }
+            let Value::Object(m) = target else { break };
+            target = m
+                .entry(part.to_owned())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        }
+    }
+    if mode == PayloadUpdate::Replace || !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    if let Value::Object(m) = target {
+        for (k, v) in update {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    root
 }
 
 /// `e` with its message prefixed by `prefix`, keeping its kind and code.
@@ -488,6 +534,103 @@ impl BotScope {
         self.vectors().delete_points(self.bot_id(), name, sel).await
     }
 
+    /// Changes the payload of the selected points (writer): `Merge` sets
+    /// the keys of `payload` and keeps the others, `Replace` makes `payload`
+    /// the whole payload. With `key` (a dot path), the change applies to
+    /// the object at that path (created when missing) instead of the
+    /// payload's top level. Returns how many points changed.
+    ///
+    /// Each point is read and written again as an upsert with its vector
+    /// and its remaining TTL: the points' `_ingested_at` moves to now, and
+    /// a concurrent write to the same point may be overwritten (last
+    /// writer wins). Ids that do not exist are `point_not_found`, and then
+    /// nothing changes.
+    pub async fn update_payload(
+        &self,
+        name: &str,
+        sel: PointSelector,
+        payload: serde_json::Map<String, Value>,
+        key: Option<&str>,
+        mode: PayloadUpdate,
+    ) -> Result<u64> {
+        self.need(Role::Writer)?;
+        validate_collection_name(name)?;
+        if let Some(k) = key {
+            check_field(k)?;
+        }
+        let mut points = Vec::new();
+        match sel {
+            PointSelector::Ids(ids) => {
+                if ids.len() > MAX_BATCH {
+                    return Err(Error::invalid(format!(
+                        "at most {MAX_BATCH} ids per payload update"
+                    ))
+                    .with_code("batch_too_large"));
+                }
+                for id in &ids {
+                    id.validate()?;
+                    points.push(
+                        self.vectors()
+                            .get_point(self.bot_id(), name, id, true)
+                            .await?,
+                    );
+                }
+            }
+            PointSelector::Filter(f) => {
+                let mut after = None;
+                loop {
+                    let page = self
+                        .vectors()
+                        .scroll(
+                            self.bot_id(),
+                            name,
+                            ScrollRequest {
+                                filter: Some(f.clone()),
+                                limit: EXPORT_PAGE,
+                                after: after.take(),
+                                from: None,
+                                with_vector: true,
+                            },
+                        )
+                        .await?;
+                    points.extend(page.points);
+                    if points.len() > MAX_BATCH {
+                        return Err(Error::invalid(format!(
+                            "a payload update by filter changes at most {MAX_BATCH} points"
+                        ))
+                        .with_code("batch_too_large"));
+                    }
+                    match page.next {
+                        Some(n) => after = Some(n),
+                        None => break,
+                    }
+                }
+            }
+        }
+        let now = Timestamp::now();
+        let inputs: Vec<PointInput> = points
+            .into_iter()
+            .filter_map(|p| {
+                let vector = p.vector?;
+                let new_payload = apply_payload(p.payload, &payload, key, mode);
+                ExportedPoint {
+                    id: p.id,
+                    vector,
+                    payload: Some(new_payload),
+                    expires_at: p.expires_at,
+                }
+                .into_input(now)
+            })
+            .collect();
+        if inputs.is_empty() {
+            return Ok(0);
+        }
+        let quota = self.vector_quota().await?;
+        self.vectors()
+            .upsert(self.bot_id(), name, inputs, quota)
+            .await
+    }
+
     /// A page of points in id order (numbers first, then strings).
     pub async fn scroll_points(&self, name: &str, req: ScrollRequest) -> Result<ScrollPage> {
         self.need(Role::Reader)?;
@@ -632,6 +775,53 @@ mod tests {
         assert_eq!(
             p(Some(1_002_000)).into_input(now).map(|i| i.ttl_seconds),
             Some(Some(2))
+        );
+    }
+
+    #[test]
+    fn payload_updates_merge_replace_and_follow_the_key() {
+        use serde_json::json;
+        let m = |v: Value| v.as_object().cloned().unwrap_or_default();
+        let old = Some(json!({"a": 1, "b": {"c": 2, "d": 3}}));
+        assert_eq!(
+            apply_payload(
+                old.clone(),
+                &m(json!({"a": 5, "e": 6})),
+                None,
+                PayloadUpdate::Merge
+            ),
+            json!({"a": 5, "b": {"c": 2, "d": 3}, "e": 6})
+        );
+        assert_eq!(
+            apply_payload(
+                old.clone(),
+                &m(json!({"e": 6})),
+                None,
+                PayloadUpdate::Replace
+            ),
+            json!({"e": 6})
+        );
+        assert_eq!(
+            apply_payload(
+                old.clone(),
+                &m(json!({"c": 9})),
+                Some("b"),
+                PayloadUpdate::Merge
+            ),
+            json!({"a": 1, "b": {"c": 9, "d": 3}})
+        );
+        assert_eq!(
+            apply_payload(
+                old,
+                &m(json!({"x": 1})),
+                Some("n.m"),
+                PayloadUpdate::Replace
+            ),
+            json!({"a": 1, "b": {"c": 2, "d": 3}, "n": {"m": {"x": 1}}})
+        );
+        assert_eq!(
+            apply_payload(None, &m(json!({"x": 1})), None, PayloadUpdate::Merge),
+            json!({"x": 1})
         );
     }
 

@@ -864,6 +864,7 @@ pub(crate) async fn scroll(
         })?),
     };
     let req = ScrollRequest {
+        from: None,
         filter: parse_filter(b.filter)?,
         limit: page.limit as usize,
         after,
