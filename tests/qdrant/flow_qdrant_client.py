@@ -91,12 +91,14 @@ c.delete(name, points_selector=models.PointIdsList(points=[0, 1, str(u)]), wait=
 check(c.count(name).count == N - 2, "delete by ids")
 moscow = models.Filter(must=[models.FieldCondition(key="city", match=models.MatchValue(value="Moscow"))])
 c.delete(name, points_selector=models.FilterSelector(filter=moscow), wait=True)
-check(c.count(name).count == N - 2 - N // 4 and c.count(name, count_filter=moscow).count == 0, "delete by filter")
+# Point 6 (Moscow) lost its city to the overwrite above.
+left = N - 2 - (N // 4 - 1)
+check(c.count(name).count == left and c.count(name, count_filter=moscow).count == 0, "delete by filter")
 
 # The same API under /qdrant of the main listener.
 if PREFIX_URL:
     p = QdrantClient(url=PREFIX_URL, api_key=API_KEY, timeout=60)
-    check(p.count(name).count == N - 2 - N // 4, "the /qdrant prefix serves the same collection")
+    check(p.count(name).count == left, "the /qdrant prefix serves the same collection")
 
 check(c.delete_collection(name) is True, "delete_collection")
 check(not c.collection_exists(name), "gone after delete")

@@ -219,7 +219,7 @@ async fn qdrant_api_end_to_end() {
     assert_eq!(list, json!({"collections": [{"name": "docs"}]}));
 
     // Upsert: a reader cannot; points form (wait=true) and batch form.
-    let point = |i: u64| json!({"id": i, "vector": vector(i, DIM), "payload": {"city": city(i), "n": i, "tags": if i % 2 == 0 { json!([]) } else { json!(["a", "b"]) }}});
+    let point = |i: u64| json!({"id": i, "vector": vector(i, DIM), "payload": {"city": city(i), "n": i, "tags": if i.is_multiple_of(2) { json!([]) } else { json!(["a", "b"]) }}});
     let (st, v) = q
         .call(
             Method::PUT,
@@ -249,7 +249,7 @@ async fn qdrant_api_end_to_end() {
             Some(json!({"batch": {
                 "ids": ids,
                 "vectors": ids.iter().map(|i| vector(*i, DIM)).collect::<Vec<_>>(),
-                "payloads": ids.iter().map(|i| json!({"city": city(*i), "n": i, "tags": if i % 2 == 0 { json!([]) } else { json!(["a", "b"]) }})).collect::<Vec<_>>(),
+                "payloads": ids.iter().map(|i| json!({"city": city(*i), "n": i, "tags": if i.is_multiple_of(2) { json!([]) } else { json!(["a", "b"]) }})).collect::<Vec<_>>(),
             }})),
         )
         .await;

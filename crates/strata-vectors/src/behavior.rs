@@ -458,7 +458,7 @@ pub async fn filters(s: &dyn VectorStore, bot: &BotId) {
                 "n": i % 100,
                 "price": (i % 50) as f64 / 2.0,
                 "when": format!("2024-01-{:02}T00:00:00Z", 1 + i % 28),
-                "tags": if i % 2 == 0 { json!(["even", "x"]) } else { json!(["odd"]) },
+                "tags": if i.is_multiple_of(2) { json!(["even", "x"]) } else { json!(["odd"]) },
                 "meta": {"rare": i % 97 == 0},
             });
             if i % 10 == 0 {
@@ -659,7 +659,7 @@ pub async fn scroll_from_and_point_conditions(s: &dyn VectorStore, bot: &BotId) 
         .expect("create");
     let pts: Vec<PointInput> = (0..60u64)
         .map(|i| {
-            let tags = if i % 3 == 0 { json!([]) } else { json!(["a", "b"]) };
+            let tags = if i.is_multiple_of(3) { json!([]) } else { json!(["a", "b"]) };
             point(
                 i,
                 4,

@@ -272,19 +272,16 @@ fn metric_of(distance: &Value) -> Result<Metric, QError> {
     }
 }
 
-/// `(name, dimension, metric, hnsw)` of the one vector of a create body.
-fn vector_params(
-    v: &Value,
-) -> Result<
-    (
-        String,
-        usize,
-        Metric,
-        Option<HnswConfigBody>,
-        Option<&Value>,
-    ),
-    QError,
-> {
+/// The one vector of a create body.
+struct VectorParams<'a> {
+    name: String,
+    size: usize,
+    metric: Metric,
+    hnsw: Option<HnswConfigBody>,
+    quantization: Option<&'a Value>,
+}
+
+fn vector_params(v: &Value) -> Result<VectorParams<'_>, QError> {
     let obj = v
         .as_object()
         .ok_or_else(|| QError::format("vectors is an object"))?;
@@ -322,7 +319,13 @@ fn vector_params(
         .transpose()
         .map_err(QError::format)?;
     let quant = params.get("quantization_config").filter(|q| !q.is_null());
-    Ok((name, size, metric, hnsw, quant))
+    Ok(VectorParams {
+        name,
+        size,
+        metric,
+        hnsw,
+        quantization: quant,
+    })
 }
 
 fn quantization_of(q: Option<&Value>) -> Result<Quantization, QError> {
@@ -369,7 +372,13 @@ pub async fn create_collection(
             "Strata's collections have exactly one dense vector: send vectors: {size, distance}",
         ));
     };
-    let (name, dimension, metric, vec_hnsw, vec_quant) = vector_params(vectors)?;
+    let VectorParams {
+        name,
+        size: dimension,
+        metric,
+        hnsw: vec_hnsw,
+        quantization: vec_quant,
+    } = vector_params(vectors)?;
     let h = vec_hnsw.or(b.hnsw_config).unwrap_or_default();
     let defaults = HnswParams::default();
     let hnsw = HnswParams {
