@@ -21,6 +21,14 @@ pub(crate) const KV_VALUE_BYTES: usize = 256;
 pub(crate) const KV_GET_KEYS: usize = 1000;
 /// Characters of content per appended message.
 pub(crate) const MESSAGE_CHARS: usize = 200;
+/// Points in the `vector-search` collection.
+pub(crate) const SEARCH_POINTS: usize = 2000;
+/// Dimension of the `vector-search` collection (all-MiniLM-L6-v2's).
+pub(crate) const SEARCH_DIM: usize = 384;
+/// Results per `vector-search` request.
+pub(crate) const SEARCH_K: usize = 10;
+/// Candidate list size of `vector-search` requests.
+pub(crate) const SEARCH_EF: usize = 64;
 /// Error bodies kept per cell for the report.
 const ERROR_SAMPLES: usize = 3;
 
@@ -39,6 +47,9 @@ pub(crate) enum Scenario {
     KvPut,
     /// GET of pre-populated 256-byte values.
     KvGet,
+    /// `POST …/points/search` with a 384-float query on a small collection:
+    /// the per-request cost of the vectors API around a cheap search.
+    VectorSearch,
 }
 
 impl Scenario {
@@ -50,6 +61,7 @@ impl Scenario {
             Scenario::History => "history",
             Scenario::KvPut => "kv-put",
             Scenario::KvGet => "kv-get",
+            Scenario::VectorSearch => "vector-search",
         }
     }
 
@@ -76,6 +88,12 @@ impl Scenario {
             Scenario::KvGet => format!(
                 "`GET /v1/bots/{{bot}}/kv/{{key}}` of {KV_VALUE_BYTES}-byte values, cycling \
                  over {KV_GET_KEYS} pre-populated keys"
+            ),
+            Scenario::VectorSearch => format!(
+                "`POST …/collections/{{name}}/points/search` with a {SEARCH_DIM}-float query \
+                 (floats written as Python's `json.dumps` writes them, ~19 characters each), \
+                 k {SEARCH_K}, ef {SEARCH_EF}, payloads returned, on a cosine collection of \
+                 {SEARCH_POINTS} random points: the API's per-request cost around a cheap search"
             ),
         }
     }
@@ -154,6 +172,29 @@ pub(crate) struct Setup {
     /// and keys.
     cells: usize,
     kv_ready: bool,
+    search_ready: bool,
+}
+
+/// A deterministic pseudo-random vector (xorshift), components in [-1, 1).
+pub(crate) fn pseudo_random_vector(seed: u64, dim: usize) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..dim)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// A search body whose floats are written like Python's `json.dumps` of a
+/// float32 array's `tolist()` (the reference client's): each f32 widened to
+/// f64 and printed shortest-round-trip, e.g. `0.12345679104328156`.
+pub(crate) fn search_body(vector: &[f32]) -> Result<Vec<u8>> {
+    let v: Vec<f64> = vector.iter().map(|&f| f64::from(f)).collect();
+    serde_json::to_vec(&json!({"vector": v, "k": SEARCH_K, "ef": SEARCH_EF}))
+        .context("encoding the search body")
 }
 
 fn message_content() -> String {
@@ -181,6 +222,7 @@ impl Setup {
             history_ready: false,
             cells: 0,
             kv_ready: false,
+            search_ready: false,
         };
         s.call_admin(
             Method::POST,
@@ -366,7 +408,84 @@ impl Setup {
                     })
                     .collect()
             }
+            Scenario::VectorSearch => {
+                if !self.search_ready {
+                    self.fill_collection().await?;
+                    self.search_ready = true;
+                }
+                let url = self.bot_url("/collections/search/points/search");
+                (0..clients)
+                    .map(|i| {
+                        Ok(Op::PostJson {
+                            url: url.clone(),
+                            auth: key.clone(),
+                            body: search_body(&pseudo_random_vector(
+                                1_000_000 + i as u64,
+                                SEARCH_DIM,
+                            ))?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            }
         })
+    }
+
+    /// Creates collection `search` (with the global admin key: the bench
+    /// key is a writer) and upserts [`SEARCH_POINTS`] points, then checks
+    /// that a search finds a stored point by its own vector.
+    async fn fill_collection(&self) -> Result<()> {
+        self.call_admin(
+            Method::POST,
+            &format!("/v1/bots/{}/collections", self.bot),
+            Some(json!({"name": "search", "dimension": SEARCH_DIM, "metric": "cosine"})),
+        )
+        .await
+        .context("creating collection `search`")?;
+        let path = format!("/v1/bots/{}/collections/search/points", self.bot);
+        for start in (0..SEARCH_POINTS).step_by(500) {
+            let points: Vec<Value> = (start..(start + 500).min(SEARCH_POINTS))
+                .map(|i| {
+                    json!({
+                        "id": i,
+                        "vector": pseudo_random_vector(i as u64, SEARCH_DIM),
+                        "payload": {"n": i, "tag": format!("t{}", i % 10)},
+                    })
+                })
+                .collect();
+            self.call(Method::PUT, &path, Some(json!({ "points": points })))
+                .await
+                .context("upserting the search points")?;
+        }
+        let probe = 7usize;
+        let url = format!(
+            "{}/v1/bots/{}/collections/search/points/search",
+            self.base, self.bot
+        );
+        let resp = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.key)
+            .header(CONTENT_TYPE, "application/json")
+            .body(search_body(&pseudo_random_vector(
+                probe as u64,
+                SEARCH_DIM,
+            ))?)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = resp.status();
+        let text = resp.text().await.with_context(|| format!("POST {url}"))?;
+        let v: Value = serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))?;
+        let first = v
+            .get("results")
+            .and_then(Value::as_array)
+            .and_then(|r| r.first())
+            .and_then(|p| p.get("id"))
+            .and_then(Value::as_u64);
+        if status != StatusCode::OK || first != Some(probe as u64) {
+            bail!("searching for point {probe} by its own vector answered {status}: {text}");
+        }
+        Ok(())
     }
 
     /// Creates conversation `history` with [`HISTORY_MESSAGES`] messages and
@@ -667,5 +786,17 @@ mod tests {
     fn fixed_payload_sizes() {
         assert_eq!(kv_value().len(), KV_VALUE_BYTES);
         assert_eq!(message_content().chars().count(), MESSAGE_CHARS);
+    }
+
+    #[test]
+    fn search_bodies_write_floats_like_python() {
+        let body = search_body(&[0.1f32, -1.0, 0.5]).expect("body");
+        let text = String::from_utf8(body).expect("utf-8");
+        // f32 0.1 widened to f64, as numpy's tolist() gives it to json.dumps.
+        assert!(text.contains("[0.10000000149011612,-1.0,0.5]"), "{text}");
+        let v = pseudo_random_vector(3, SEARCH_DIM);
+        assert_eq!(v.len(), SEARCH_DIM);
+        assert!(v.iter().all(|x| (-1.0..1.0).contains(x)));
+        assert_ne!(v, pseudo_random_vector(4, SEARCH_DIM));
     }
 }

@@ -9,6 +9,9 @@ use std::time::Instant;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often histogram observations are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn handle() -> PrometheusHandle {
     HANDLE
@@ -23,6 +26,17 @@ pub fn handle() -> PrometheusHandle {
             // Fails only if another recorder was installed first (e.g. by an
             // embedding program); the handle then renders our own series.
             let _ = metrics::set_global_recorder(recorder);
+            // Histograms keep every observation until they are drained: by a
+            // scrape or by upkeep. Without this thread a server nobody
+            // scrapes grows by every request's latency sample (two histograms
+            // per request) and the first scrape drains millions of them.
+            let upkeep = handle.clone();
+            let _ = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                });
             handle
         })
         .clone()

@@ -126,6 +126,88 @@ fn uuid_simple() -> String {
     strata_core::types::new_id().replace('-', "")
 }
 
+/// SHA-256 of `secret`, raw bytes.
+pub fn digest_secret(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Keys whose secret was verified against the records store, so that a
+/// request with a known key costs a hash and a map lookup instead of a
+/// database read (the read was a third of an authenticated request's CPU).
+///
+/// # Behavior
+///
+/// Revocation stays exact: every revocation path ([`crate::BotScope::revoke_key`],
+/// [`crate::Strata::delete_bot`]) calls [`VerifiedKeys::invalidate`] after the
+/// store committed and before it answers, which advances an epoch. An entry is
+/// used only while the epoch it was read at is current, and an entry is read
+/// at the epoch taken *before* its database read — so an authentication that
+/// raced with a revocation and read the row before the commit can never leave
+/// a usable entry behind. Only successful authentications are cached; the
+/// secret is still hashed and compared in constant time on every request.
+/// The records store is owned by this process (SQLite, one process per data
+/// folder): a records store shared between processes would need the epoch in
+/// the shared cache layer, as sessions do.
+#[derive(Debug)]
+pub struct VerifiedKeys {
+    epoch: std::sync::atomic::AtomicU64,
+    cache: quick_cache::sync::Cache<String, VerifiedKey>,
+}
+
+#[derive(Debug, Clone)]
+struct VerifiedKey {
+    digest: [u8; 32],
+    principal: Principal,
+    epoch: u64,
+}
+
+impl Default for VerifiedKeys {
+    fn default() -> Self {
+        VerifiedKeys {
+            epoch: std::sync::atomic::AtomicU64::new(0),
+            cache: quick_cache::sync::Cache::new(VERIFIED_KEYS),
+        }
+    }
+}
+
+/// Keys kept verified at most (a few MB at the most).
+const VERIFIED_KEYS: usize = 16_384;
+
+impl VerifiedKeys {
+    /// The current epoch; take it before reading a key from the store.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The principal of `key_id` when it was verified in the current epoch
+    /// with this secret's digest.
+    pub fn get(&self, key_id: &str, digest: &[u8; 32]) -> Option<Principal> {
+        let v = self.cache.get(key_id)?;
+        (v.epoch == self.epoch() && bool::from(v.digest.ct_eq(digest))).then_some(v.principal)
+    }
+
+    /// Remembers a key verified against a store read that started at `epoch`.
+    pub fn insert(&self, key_id: &str, digest: [u8; 32], principal: Principal, epoch: u64) {
+        if epoch == self.epoch() {
+            self.cache.insert(
+                key_id.to_owned(),
+                VerifiedKey {
+                    digest,
+                    principal,
+                    epoch,
+                },
+            );
+        }
+    }
+
+    /// Forgets every verified key: call after a revocation committed,
+    /// before answering.
+    pub fn invalidate(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.cache.clear();
+    }
+}
+
 /// The error for a missing, unknown or revoked key.
 pub fn unauthorized(msg: &str) -> Error {
     Error::new(ErrorKind::Unauthorized, msg)
@@ -144,6 +226,30 @@ mod tests {
         assert!(!hashes_match(&hash_secret("other"), &hash));
         assert!(parse_bot_key("sk_short_x").is_none());
         assert!(parse_bot_key("Bearer x").is_none());
+    }
+
+    #[test]
+    fn verified_keys_need_the_same_secret_and_a_current_epoch() {
+        let keys = VerifiedKeys::default();
+        let who = Principal::Bot {
+            bot: BotId::parse("a").expect("id"),
+            role: Role::Writer,
+            key_id: "k1".into(),
+        };
+        let good = digest_secret("secret");
+        let e0 = keys.epoch();
+        keys.insert("k1", good, who.clone(), e0);
+        assert_eq!(keys.get("k1", &good), Some(who.clone()));
+        assert_eq!(keys.get("k1", &digest_secret("other")), None);
+        assert_eq!(keys.get("k2", &good), None);
+        // A read that started before a revocation is never cached.
+        keys.invalidate();
+        assert_eq!(keys.get("k1", &good), None);
+        keys.insert("k1", good, who.clone(), e0);
+        assert_eq!(keys.get("k1", &good), None);
+        keys.insert("k1", good, who.clone(), keys.epoch());
+        assert_eq!(keys.get("k1", &good), Some(who));
+        assert_eq!(hex::encode(good), hash_secret("secret"));
     }
 
     #[test]

@@ -114,6 +114,8 @@ struct Inner {
     /// Conversation memory (needs sqlite:// records): [`memory::open_memory`].
     memory: Option<Arc<strata_kb::ConversationMemory>>,
     limits: limits::BotLimits,
+    /// Bot keys verified against the records store (`auth::VerifiedKeys`).
+    verified_keys: auth::VerifiedKeys,
     janitor_state: Arc<strata_core::worker::WorkerState>,
     purge_state: Arc<strata_core::worker::WorkerState>,
     purge_wake: Arc<tokio::sync::Notify>,
@@ -268,6 +270,7 @@ impl Strata {
                 kb,
                 memory,
                 limits: Default::default(),
+                verified_keys: Default::default(),
                 janitor_state: Arc::new(strata_core::worker::WorkerState::new("janitor")),
                 purge_state: Arc::new(strata_core::worker::WorkerState::new("bot_purger")),
                 purge_wake: Arc::new(tokio::sync::Notify::new()),
@@ -311,6 +314,7 @@ impl Strata {
             kb: self.inner.kb.clone(),
             memory: self.inner.memory.clone(),
             limits: Default::default(),
+            verified_keys: Default::default(),
             janitor_state: self.inner.janitor_state.clone(),
             purge_state: self.inner.purge_state.clone(),
             purge_wake: self.inner.purge_wake.clone(),
@@ -388,17 +392,28 @@ impl Strata {
                 auth::unauthorized("missing API key: send Authorization: Bearer <key>")
             })?;
         if let Some((key_id, secret)) = auth::parse_bot_key(token) {
+            let digest = auth::digest_secret(secret);
+            if let Some(who) = self.inner.verified_keys.get(key_id, &digest) {
+                return Ok(who);
+            }
+            // Taken before the read: a revocation committed after it makes
+            // the entry stale at once (see `VerifiedKeys`).
+            let epoch = self.inner.verified_keys.epoch();
             let stored = self.inner.records.find_key(key_id).await?;
             if let Some(stored) = stored {
-                if auth::hashes_match(&auth::hash_secret(secret), &stored.secret_hash) {
+                if auth::hashes_match(&hex::encode(digest), &stored.secret_hash) {
                     if stored.key.revoked_at.is_some() {
                         return Err(auth::unauthorized("this API key has been revoked"));
                     }
-                    return Ok(Principal::Bot {
+                    let who = Principal::Bot {
                         bot: stored.key.bot_id,
                         role: stored.key.role,
                         key_id: stored.key.id,
-                    });
+                    };
+                    self.inner
+                        .verified_keys
+                        .insert(key_id, digest, who.clone(), epoch);
+                    return Ok(who);
                 }
             }
             return Err(auth::unauthorized("unknown API key"));
@@ -407,6 +422,11 @@ impl Strata {
             Some(h) if auth::hashes_match(&auth::hash_secret(token), h) => Ok(Principal::Admin),
             _ => Err(auth::unauthorized("unknown API key")),
         }
+    }
+
+    /// Forgets every verified bot key (after a revocation committed).
+    pub(crate) fn forget_verified_keys(&self) {
+        self.inner.verified_keys.invalidate();
     }
 
     /// Opens `bot` for `who`, requiring role `need`: an invalid id is
@@ -461,7 +481,11 @@ impl Strata {
         let id = BotId::parse(id)?;
         who.authorize(&id, Role::Admin)?;
         who.require_admin()?;
-        self.inner.records.delete_bot(&id).await?;
+        let deleted = self.inner.records.delete_bot(&id).await;
+        // The bot's keys were revoked with it (or may have been, if the
+        // call failed after its commit): they must stop working now.
+        self.inner.verified_keys.invalidate();
+        deleted?;
         self.inner.versions.bump_all();
         // Cached sessions, generations and rate buckets of the bot go now;
         // the purge removes them again after the data.

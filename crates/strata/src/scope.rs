@@ -178,7 +178,10 @@ impl BotScope {
     /// Revokes a key; it stops working at once.
     pub async fn revoke_key(&self, key_id: &str) -> Result<ApiKey> {
         self.need(Role::Admin)?;
-        let key = self.records().revoke_key(&self.bot, key_id).await?;
+        let key = self.records().revoke_key(&self.bot, key_id).await;
+        // Whatever the outcome: a revocation may have committed.
+        self.strata.forget_verified_keys();
+        let key = key?;
         self.audit("key.revoke", key_id, Value::Null).await;
         Ok(key)
     }
