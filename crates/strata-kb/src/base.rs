@@ -462,8 +462,11 @@ impl KnowledgeBase {
     /// when no job is runnable. Returns the jobs run.
     pub async fn run_pipeline(&self, claimed: &Mutex<Vec<Job>>, wait: bool) -> usize {
         let (tx, rx) = tokio::sync::mpsc::channel::<PreparedDoc<'_>>(PIPELINE_AHEAD);
-        let ran = AtomicU64::new(0);
-        let produce = async {
+        let ran_total = AtomicU64::new(0);
+        let ran = &ran_total;
+        // `move`: the sender is dropped when stage 1 ends, which ends
+        // stage 2 once it has the rest.
+        let produce = async move {
             loop {
                 let lease_ms = self.opts.lease.as_millis() as i64;
                 match self.store.claim(lease_ms).await {
@@ -511,12 +514,8 @@ impl KnowledgeBase {
                 }
             }
         };
-        let produce = async move {
-            produce.await;
-            // Dropping the sender ends the consumer once it has the rest.
-        };
         tokio::join!(produce, self.consume(claimed, rx));
-        ran.into_inner() as usize
+        ran_total.into_inner() as usize
     }
 
     /// Stage 2 of [`KnowledgeBase::run_pipeline`].
