@@ -23,6 +23,12 @@
 #    crates/strata-embed/examples/embed_speed.rs with the packed engine (the
 #    default) and with candle-transformers' BertModel (the engine before
 #    this benchmark's optimisation), for comparison.
+# 3b. bench/kb_scale.py: a large Markdown document (KB_BOOK_BYTES, made by
+#    crates/strata-kb/examples/markdown_book.rs) through a server without
+#    embedder — extract + chunk + full-text index MB/s, peak RSS, the
+#    progress its status shows — and KB_SCALE_DOCS documents ingested with
+#    `strata kb ingest` (local embedder), its progress lines captured; the
+#    report gets a section for both.
 # 3. The peer: bench/kb_peer.py, sentence-transformers (PyTorch, CPU, 2
 #    threads, batch 32, normalize_embeddings=True) on the same chunk texts,
 #    in a venv this script makes once (torch, sentence-transformers and the
@@ -43,6 +49,9 @@
 # embedding runs fit in ~10 minutes on a busy 2-core machine; 50000 takes the
 # whole set, ~13,000 chunks, over an hour),
 # ST_BATCH (the peer's batch size, default 32),
+# KB_BOOK_BYTES (the large Markdown document, default 40000000),
+# KB_SCALE_DOCS (documents of the many-documents ingest, default 10000;
+# 0 leaves it out), SKIP_SCALE=1 (leave out bench/kb_scale.py),
 # ST_VENV (the venv folder), SKIP_PEER=1, SKIP_CANDLE=1 (leave a part out),
 # KEEP_DATA=1 (keep the server's data folder and log), CARGO_TARGET_DIR
 # (default ${XDG_CACHE_HOME:-~/.cache}/strata/target-bench).
@@ -93,6 +102,7 @@ MODEL=$(bash "$ROOT/scripts/fetch-model.sh")
 echo "==> cargo build --release -p strata-cli and the embed_speed example (target $CARGO_TARGET_DIR)" >&2
 cargo build --release -p strata-cli
 cargo build --release -p strata-embed --example embed_speed
+cargo build --release -p strata-kb --example markdown_book
 STRATA="$CARGO_TARGET_DIR/release/strata"
 EMBED_SPEED="$CARGO_TARGET_DIR/release/examples/embed_speed"
 
@@ -160,6 +170,15 @@ if [[ -n "$PEER_PY" ]]; then
     PEER_VERSION="sentence-transformers $("$PEER_PY" -c 'import sentence_transformers as s; print(s.__version__)' 2>/dev/null), torch $("$PEER_PY" -c 'import torch; print(torch.__version__)' 2>/dev/null), Python $("$PEER_PY" -c 'import platform; print(platform.python_version())')"
 fi
 
+SCALE_JSON=""
+if [[ "${SKIP_SCALE:-0}" != "1" ]]; then
+    echo "==> 3b bench/kb_scale.py (a ${KB_BOOK_BYTES:-40000000}-byte Markdown document without embedder; ${KB_SCALE_DOCS:-10000} documents with strata kb ingest)" >&2
+    "$CARGO_TARGET_DIR/release/examples/markdown_book" "${KB_BOOK_BYTES:-40000000}" --out "$WORK_DIR/book.md"
+    "$PYTHON" "$ROOT/bench/kb_scale.py" --strata "$STRATA" --book "$WORK_DIR/book.md" \
+        --model "$MODEL" --data "$DATA" --docs "${KB_SCALE_DOCS:-10000}" --out "$WORK_DIR/scale.json"
+    SCALE_JSON="$WORK_DIR/scale.json"
+fi
+
 bench_monitor_stop
 echo "==> 4/4 bench/kb_report.py" >&2
 "$PYTHON" "$ROOT/bench/kb_report.py" \
@@ -181,6 +200,35 @@ echo "==> 4/4 bench/kb_report.py" >&2
     --meta "HTTP client=Python $("$PYTHON" -c 'import platform; print(platform.python_version())') http.client" \
     --meta "dataset=$DATA" \
     "${BENCH_META[@]}"
+if [[ -n "$SCALE_JSON" ]]; then
+    "$PYTHON" - "$SCALE_JSON" "$OUT_DIR/kb.md" "$OUT_DIR/kb.json" <<'PY'
+import json, sys
+scale = json.load(open(sys.argv[1]))
+raw = json.load(open(sys.argv[3]))
+raw["scale"] = scale
+json.dump(raw, open(sys.argv[3], "w"), indent=1)
+L, M = scale.get("large", {}), scale.get("many")
+out = ["", "## Large document and many documents (bench/kb_scale.py)", "",
+       "A deterministic Markdown file (`crates/strata-kb/examples/markdown_book.rs`) uploaded to a server "
+       "without embedder; the clock runs from the end of the upload to the poll that sees it indexed "
+       "(extraction, chunking, full-text index).", "",
+       "| | |", "|---|---:|",
+       f"| bytes | {L.get('bytes')} |", f"| status | {L.get('status')} |", f"| chunks | {L.get('chunks')} |",
+       f"| extract + chunk + full-text index | {L.get('index_s', 0):.2f} s |",
+       f"| **throughput** (target >= 10 MB/s) | **{L.get('mb_per_s', 0):.1f} MB/s** |",
+       f"| server peak RSS (VmHWM) | {(L.get('peak_rss_bytes') or 0) / 2**20:.0f} MiB |",
+       f"| server RSS before the upload | {(L.get('rss_before_bytes') or 0) / 2**20:.0f} MiB |", "",
+       "Progress its status showed (seconds after the upload, chunks_done/chunks_found): "
+       + ", ".join(f"{t} s {s}" for t, s in L.get("progress_samples", [])) or "none sampled", ""]
+if M:
+    out += [f"`strata kb ingest` of {M['documents']} documents (one per base text, local embedder): "
+            f"{M['indexed']} indexed, {M['chunks']} chunks in **{M['seconds']:.1f} s** "
+            f"({M['chunks_per_s']:.1f} chunks/s, upload included; exit {M['exit']}). "
+            "The CLI's progress lines (stderr, not a terminal: one every 2 s), first and last:", "",
+            "```"] + M["cli_progress"] + ["```", ""]
+open(sys.argv[2], "a").write("\n".join(out) + "\n")
+PY
+fi
 bench_mark_report "$OUT_DIR/kb.md"
 echo "==> wrote bench/results/kb.md and kb.json" >&2
 exit "$HTTP_STATUS"

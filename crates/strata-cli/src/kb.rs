@@ -8,10 +8,15 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::client::{s, Client};
+
+/// How often `kb ingest` prints a progress line when stderr is not a
+/// terminal.
+const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// Percent-encodes one path segment of a drive key.
 fn encode_segment(seg: &str) -> String {
@@ -91,9 +96,25 @@ async fn documents(c: &Client, bot: &str) -> Result<Vec<Value>> {
     Ok(all)
 }
 
-/// The indexing bar's message: chunks so far and both rates, labelled and
-/// rounded (`1,234 chunks · 2.5 files/s · 31 chunks/s`).
-pub fn progress_message(chunks: i64, files_done: u64, secs: f64) -> String {
+/// A document being indexed: its key and chunks done of chunks found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    pub key: String,
+    pub done: i64,
+    pub found: i64,
+}
+
+/// The indexing bar's message: chunks so far (those of indexed documents
+/// and those done of documents being indexed), both rates, labelled and
+/// rounded, and the largest document being indexed with its chunks done of
+/// chunks found (`1234 chunks · 2.5 files/s · 31 chunks/s · big.md 120/4000
+/// chunks`).
+pub fn progress_message(
+    chunks: i64,
+    files_done: u64,
+    secs: f64,
+    in_flight: Option<&InFlight>,
+) -> String {
     let secs = secs.max(0.001);
     let files_rate = files_done as f64 / secs;
     let files = if files_rate >= 10.0 {
@@ -101,10 +122,15 @@ pub fn progress_message(chunks: i64, files_done: u64, secs: f64) -> String {
     } else {
         format!("{files_rate:.1} files/s")
     };
-    format!(
+    let mut out = format!(
         "{chunks} chunks · {files} · {:.0} chunks/s",
         chunks as f64 / secs
-    )
+    );
+    if let Some(d) = in_flight {
+        let name = d.key.rsplit('/').next().unwrap_or(&d.key);
+        out.push_str(&format!(" · {name} {}/{} chunks", d.done, d.found));
+    }
+    out
 }
 
 /// Uploads every file under `folder` to `<bot>.gbai/<bot>.gbkb/<relative
@@ -167,12 +193,18 @@ pub async fn ingest(c: &Client, bot: &str, folder: &Path, timeout: Duration) -> 
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = Instant::now();
+    // Without a terminal (a log, CI) the bar draws nothing: a plain line
+    // every few seconds shows the progress instead.
+    let plain = !quiet && !std::io::stderr().is_terminal();
+    let mut last_line: Option<Instant> = None;
     let mut failures: Vec<(String, String)>;
     let mut chunks: i64;
     loop {
         let docs = documents(c, bot).await?;
         let mut done = 0u64;
         chunks = 0;
+        let mut in_flight_chunks = 0;
+        let mut largest: Option<InFlight> = None;
         failures = Vec::new();
         for d in &docs {
             let key = s(d, "key");
@@ -193,12 +225,29 @@ pub async fn ingest(c: &Client, bot: &str, folder: &Path, timeout: Duration) -> 
                     done += 1;
                     failures.push((key, s(d, "error")));
                 }
+                "indexing" => {
+                    let n = |f: &str| d.get(f).and_then(Value::as_i64).unwrap_or(0);
+                    let (found, done) = (n("chunks_found"), n("chunks_done"));
+                    in_flight_chunks += done;
+                    if found > 0 && largest.as_ref().is_none_or(|l| found > l.found) {
+                        largest = Some(InFlight { key, done, found });
+                    }
+                }
                 _ => {}
             }
         }
         bar.set_position(done);
         let secs = started.elapsed().as_secs_f64().max(0.001);
-        bar.set_message(progress_message(chunks, done, secs));
+        let message = progress_message(chunks + in_flight_chunks, done, secs, largest.as_ref());
+        if plain && last_line.is_none_or(|t| t.elapsed() >= PLAIN_PROGRESS_EVERY) {
+            eprintln!(
+                "indexing {done}/{} files · {message} · {:.1} s",
+                expected.len(),
+                secs
+            );
+            last_line = Some(Instant::now());
+        }
+        bar.set_message(message);
         if done as usize >= expected.len() {
             break;
         }
@@ -255,11 +304,16 @@ pub async fn status(c: &Client, bot: &str) -> Result<()> {
         for d in &docs {
             let status = s(d, "status");
             *counts.entry(status.clone()).or_default() += 1;
+            let n = |f: &str| d.get(f).and_then(Value::as_i64);
+            let chunks = match (status.as_str(), n("chunks_done"), n("chunks_found")) {
+                ("indexing", Some(done), Some(found)) => format!("{done}/{found}"),
+                _ => n("chunks").unwrap_or(0).to_string(),
+            };
             let mut line = format!(
-                "{:<9} v{:<4} {:>5} chunks  {}",
+                "{:<9} v{:<4} {:>11} chunks  {}",
                 status,
-                d.get("version").and_then(Value::as_i64).unwrap_or(0),
-                d.get("chunks").and_then(Value::as_i64).unwrap_or(0),
+                n("version").unwrap_or(0),
+                chunks,
                 s(d, "key")
             );
             if let Some(e) = d.get("error").and_then(Value::as_str) {
@@ -314,19 +368,32 @@ pub async fn search(c: &Client, bot: &str, query: &str, mode: &str, k: usize) ->
 
 #[cfg(test)]
 mod tests {
-    use super::progress_message;
+    use super::{progress_message, InFlight};
 
     #[test]
     fn the_progress_message_labels_and_rounds_its_rates() {
         assert_eq!(
-            progress_message(1234, 5, 2.0),
+            progress_message(1234, 5, 2.0, None),
             "1234 chunks · 2.5 files/s · 617 chunks/s"
         );
         assert_eq!(
-            progress_message(0, 120, 4.0),
+            progress_message(0, 120, 4.0, None),
             "0 chunks · 30 files/s · 0 chunks/s"
         );
         // No unlabelled rate with four decimals.
-        assert!(!progress_message(7, 1, 0.061).contains(".0000"));
+        assert!(!progress_message(7, 1, 0.061, None).contains(".0000"));
+    }
+
+    #[test]
+    fn the_progress_message_shows_the_document_being_indexed() {
+        let big = InFlight {
+            key: "b.gbai/b.gbkb/docs/big.md".into(),
+            done: 120,
+            found: 4000,
+        };
+        assert_eq!(
+            progress_message(150, 1, 1.0, Some(&big)),
+            "150 chunks · 1.0 files/s · 150 chunks/s · big.md 120/4000 chunks"
+        );
     }
 }

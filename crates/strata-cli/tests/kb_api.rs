@@ -146,6 +146,9 @@ async fn ingest_search_change_and_delete() {
     for d in &docs {
         assert_eq!(d["status"], "indexed", "{d}");
         assert!(d["chunks"].as_i64().unwrap_or(0) >= 1, "{d}");
+        // An indexed document is done: all the chunks found.
+        assert_eq!(d["chunks_found"], d["chunks"], "{d}");
+        assert_eq!(d["chunks_done"], d["chunks"], "{d}");
     }
     assert_eq!(
         doc(&docs, "warranty.pdf")["content_type"],
@@ -405,6 +408,58 @@ async fn hostile_files_fail_with_clear_errors() {
 }
 
 /// Documents the listing shows as `pending` or `indexing`.
+/// A large document's status shows how far its indexing got: chunks done
+/// of chunks found, done never above found nor going back, and every
+/// chunk done once indexed.
+#[tokio::test]
+async fn a_large_document_shows_its_progress() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Server::start(&dir.path().join("data")).await;
+    let key = s.bot_with_key("big", "writer").await;
+    let book = strata_kb::testdocs::markdown_book(12_000_000, 3).into_bytes();
+    let (st, v) = put(&s, &key, "big", "book.md", "text/markdown", book).await;
+    assert_eq!(st, 201, "{v}");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut seen_in_flight = Vec::new();
+    let doc = loop {
+        let v = s.get_ok("/v1/bots/big/kb/documents", &key).await;
+        let d = v["documents"][0].clone();
+        match d["status"].as_str() {
+            Some("indexed") => break d,
+            Some("indexing") => {
+                if let (Some(found), Some(done)) =
+                    (d["chunks_found"].as_i64(), d["chunks_done"].as_i64())
+                {
+                    assert!(done <= found, "{d}");
+                    seen_in_flight.push((found, done));
+                } else {
+                    assert!(d["chunks_done"].is_null(), "{d}");
+                }
+            }
+            Some("pending") => {}
+            _ => panic!("unexpected status: {d}"),
+        }
+        assert!(Instant::now() < deadline, "not indexed in time: {d}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let chunks = doc["chunks"].as_i64().expect("chunks");
+    assert!(chunks > 10_000, "{doc}");
+    assert_eq!(doc["chunks_found"], chunks, "{doc}");
+    assert_eq!(doc["chunks_done"], chunks, "{doc}");
+    assert!(
+        !seen_in_flight.is_empty(),
+        "the progress of the indexing document was never visible"
+    );
+    for w in seen_in_flight.windows(2) {
+        assert_eq!(w[0].0, w[1].0, "chunks found changed: {seen_in_flight:?}");
+        assert!(
+            w[0].1 <= w[1].1,
+            "chunks done went back: {seen_in_flight:?}"
+        );
+    }
+    assert!(seen_in_flight.iter().all(|&(found, _)| found == chunks));
+}
+
 async fn busy_documents(s: &Server, key: &str, bot: &str) -> usize {
     let v = s.get_ok(&format!("/v1/bots/{bot}/kb/documents"), key).await;
     v["documents"]

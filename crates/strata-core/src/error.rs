@@ -141,6 +141,20 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         self.retryable
     }
+
+    /// A copy with the same kind, code, message and retryability, without
+    /// the source (which cannot be copied): for one failure that concerns
+    /// several items, such as an embedder call for chunks of several
+    /// documents.
+    pub fn detached(&self) -> Error {
+        Error {
+            kind: self.kind,
+            code: self.code.clone(),
+            message: self.message.clone(),
+            retryable: self.retryable,
+            source: None,
+        }
+    }
 }
 
 impl fmt::Debug for Error {

@@ -25,8 +25,8 @@
 //! kills the process cannot loop forever.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -49,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 use crate::chunk::{chunk_text, Chunking, CHUNK_OVERLAP_SETTING, CHUNK_SIZE_SETTING};
 use crate::extract::{extract_with_timeout, ExtractLimits};
 use crate::fusion::{fuse, Fusion};
-use crate::store::{IndexedDocument, Job, KbFilter, KbStore};
+use crate::store::{DocumentRow, IndexProgress, IndexedDocument, Job, KbFilter, KbStore};
 
 /// The per-bot collection that holds the knowledge base's vectors. Its
 /// leading `_` makes it Strata's own: no client can create, write, read,
@@ -159,6 +159,78 @@ pub struct KnowledgeBase {
     /// Query text → its embedding (the embedder is fixed for the process):
     /// a repeated question, and hybrid after dense, costs no model call.
     query_vectors: quick_cache::sync::Cache<String, Arc<Vec<f32>>>,
+    /// Progress of the documents being indexed now (in memory: the worker
+    /// that indexes a document is the one that knows how far it got).
+    progress: Mutex<HashMap<(BotId, String), Arc<IndexProgress>>>,
+}
+
+/// Documents stage 1 of the pipeline prepares ahead of the embedder.
+const PIPELINE_AHEAD: usize = 4;
+
+/// A chunk in an embedder call: its job's id and its position.
+type ChunkRef = (i64, usize);
+
+/// An embedder call's chunks and what it answered.
+type EmbeddedCall = (Vec<ChunkRef>, Result<Vec<Vec<f32>>>);
+
+/// How a job ended, or its error with the version it concerned.
+type JobResult = std::result::Result<&'static str, (Error, Option<i64>)>;
+
+/// What stage 1 made of a job.
+enum Prepared<'a> {
+    /// Nothing to embed or write: removed or unchanged.
+    Finished(&'static str),
+    Doc(Box<PreparedDoc<'a>>),
+}
+
+/// A document extracted and chunked, on its way through stage 2.
+struct PreparedDoc<'a> {
+    job: Job,
+    meta: ObjectMeta,
+    content_type: &'static str,
+    fingerprint: String,
+    /// The start of its vectors' ids.
+    key_hash: String,
+    doc_meta: Value,
+    chunks: Vec<crate::chunk::Chunk>,
+    quota: VectorQuota,
+    progress: ProgressEntry<'a>,
+    started: std::time::Instant,
+    /// Chunks whose vectors are written.
+    written: usize,
+    /// The first failure: the document goes no further.
+    error: Option<Error>,
+    /// The wait an embedder outage set (shared by one call's documents).
+    outage_wait: Option<Duration>,
+}
+
+/// Locks a mutex whose data stays valid if a holder panicked.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Keeps a document's entry in [`KnowledgeBase::progress`] while its job
+/// runs and removes it however the job ends (done, failed, cancelled).
+struct ProgressEntry<'a> {
+    kb: &'a KnowledgeBase,
+    id: (BotId, String),
+    progress: Arc<IndexProgress>,
+}
+
+impl Drop for ProgressEntry<'_> {
+    fn drop(&mut self) {
+        let mut map = self
+            .kb
+            .progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if map
+            .get(&self.id)
+            .is_some_and(|p| Arc::ptr_eq(p, &self.progress))
+        {
+            map.remove(&self.id);
+        }
+    }
 }
 
 /// Query embeddings kept (384-d: ~1.5 KiB each).
@@ -213,6 +285,55 @@ impl KnowledgeBase {
             state: Arc::new(WorkerState::new("kb")),
             embedder_outage: AtomicU32::new(0),
             query_vectors: quick_cache::sync::Cache::new(QUERY_CACHE_ENTRIES),
+            progress: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The progress of `key` while it is being indexed (`None` otherwise).
+    pub fn progress(&self, bot: &BotId, key: &str) -> Option<Arc<IndexProgress>> {
+        self.progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&(bot.clone(), key.to_owned()))
+            .cloned()
+    }
+
+    /// The bot's documents in key order (after `after`, at most `limit`),
+    /// with the live progress of those being indexed now: `chunks_found`
+    /// and `chunks_done` are both the chunk count of an indexed document,
+    /// what the worker has reached for an `indexing` one, and unknown
+    /// (`None`) before a document is chunked.
+    pub async fn documents(
+        &self,
+        bot: &BotId,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DocumentRow>> {
+        let mut rows = self.store.documents(bot, prefix, after, limit).await?;
+        for row in rows.iter_mut().filter(|r| r.status == "indexing") {
+            if let Some(found) = self
+                .progress(bot, &row.key)
+                .and_then(|p| p.chunks_found().map(|f| (f, p.chunks_done())))
+            {
+                row.chunks_found = Some(found.0 as i64);
+                row.chunks_done = Some(found.1.min(found.0) as i64);
+            }
+        }
+        Ok(rows)
+    }
+
+    fn track_progress(&self, bot: &BotId, key: &str) -> ProgressEntry<'_> {
+        let id = (bot.clone(), key.to_owned());
+        let progress = Arc::new(IndexProgress::default());
+        self.progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(id.clone(), Arc::clone(&progress));
+        ProgressEntry {
+            kb: self,
+            id,
+            progress,
         }
     }
 
@@ -288,11 +409,12 @@ impl KnowledgeBase {
     }
 
     /// Runs the indexing worker until `stop` is cancelled: first puts jobs
-    /// interrupted by a previous run back in the queue, then claims and runs
-    /// jobs one at a time, sleeping when there are none. A job running when
-    /// `stop` fires is put back in the queue (without using up an attempt)
-    /// and resumes at the next start. Returns an error only when it cannot
-    /// go on; the supervisor starts it again.
+    /// interrupted by a previous run back in the queue, then runs the
+    /// pipeline (see [`KnowledgeBase::run_pipeline`]), sleeping when there
+    /// are no jobs. Jobs running when `stop` fires are put back in the
+    /// queue (without using up an attempt) and resume at the next start.
+    /// Returns an error only when it cannot go on; the supervisor starts it
+    /// again.
     pub async fn run_worker(self: Arc<Self>, stop: CancellationToken) -> Result<()> {
         match self.store.recover(self.opts.max_attempts).await {
             Ok(0) => {}
@@ -300,57 +422,275 @@ impl KnowledgeBase {
             Err(e) => return Err(e),
         }
         self.state.running();
-        let lease_ms = self.opts.lease.as_millis() as i64;
-        loop {
-            if stop.is_cancelled() {
-                return Ok(());
-            }
-            match self.store.claim(lease_ms).await {
-                Ok(Some(job)) => {
-                    tokio::select! {
-                        biased;
-                        _ = stop.cancelled() => {
-                            if let Err(e) = self.store.release(&job).await {
-                                tracing::warn!(error = %e, key = %job.key, "putting an interrupted knowledge-base job back failed; it resumes after its lease");
-                            }
-                            return Ok(());
-                        }
-                        _ = self.run_job(job.clone()) => {}
-                    }
-                }
-                Ok(None) => {
-                    tokio::select! {
-                        _ = stop.cancelled() => return Ok(()),
-                        _ = self.wake.notified() => {}
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "claiming a knowledge-base job failed");
-                    self.state.failed(format!("claiming a job: {e}"));
-                    tokio::select! {
-                        _ = stop.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                }
+        let claimed = Mutex::new(Vec::new());
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => {}
+            _ = self.run_pipeline(&claimed, true) => {}
+        }
+        let interrupted = std::mem::take(&mut *lock(&claimed));
+        for job in interrupted {
+            if let Err(e) = self.store.release(&job).await {
+                tracing::warn!(error = %e, key = %job.key, "putting an interrupted knowledge-base job back failed; it resumes after its lease");
             }
         }
+        Ok(())
     }
 
-    /// Runs jobs until none is runnable (tests and tools).
+    /// Runs jobs until none is runnable (tests and tools); returns how many
+    /// ran.
     pub async fn drain(&self) -> Result<usize> {
-        let lease_ms = self.opts.lease.as_millis() as i64;
-        let mut n = 0;
-        while let Some(job) = self.store.claim(lease_ms).await? {
-            self.run_job(job).await;
-            n += 1;
-        }
-        Ok(n)
+        let claimed = Mutex::new(Vec::new());
+        Ok(self.run_pipeline(&claimed, false).await)
     }
 
-    async fn run_job(&self, job: Job) {
-        let started = std::time::Instant::now();
-        let result = self.index(&job).await;
+    /// The indexing pipeline, two stages that run at the same time:
+    ///
+    /// 1. claim a job, read, extract and chunk its document (or finish it
+    ///    at once: removed, unchanged, failed), and hand it on — a few
+    ///    documents ahead of the embedder at most;
+    /// 2. embed the chunks in calls of [`KbOptions::embed_batch`] texts
+    ///    that mix the chunks of consecutive documents (small documents
+    ///    would otherwise make small calls), write each call's vectors
+    ///    while the next call embeds, and complete each document (chunks,
+    ///    full-text rows, status in one transaction) once its vectors are
+    ///    written.
+    ///
+    /// `claimed` holds the jobs claimed and not finished yet (the caller
+    /// puts them back when it drops this future). With `wait`, it runs
+    /// until dropped, sleeping while there are no jobs; without, it returns
+    /// when no job is runnable. Returns the jobs run.
+    pub async fn run_pipeline(&self, claimed: &Mutex<Vec<Job>>, wait: bool) -> usize {
+        let (tx, rx) = tokio::sync::mpsc::channel::<PreparedDoc<'_>>(PIPELINE_AHEAD);
+        let ran_total = AtomicU64::new(0);
+        let ran = &ran_total;
+        // `move`: the sender is dropped when stage 1 ends, which ends
+        // stage 2 once it has the rest.
+        let produce = async move {
+            loop {
+                let lease_ms = self.opts.lease.as_millis() as i64;
+                match self.store.claim(lease_ms).await {
+                    Ok(Some(job)) => {
+                        // A newer job of a document still in stage 2 waits
+                        // for it: the older one's completion deletes the
+                        // vectors of other contents than its own.
+                        lock(claimed).push(job.clone());
+                        while lock(claimed)
+                            .iter()
+                            .any(|j| j.id != job.id && j.bot == job.bot && j.key == job.key)
+                        {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        ran.fetch_add(1, Ordering::Relaxed);
+                        let started = std::time::Instant::now();
+                        match self.prepare(&job).await {
+                            Ok(Prepared::Doc(doc)) => {
+                                if tx.send(*doc).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(Prepared::Finished(outcome)) => {
+                                self.finish_job(claimed, &job, Ok(outcome), started, None)
+                                    .await
+                            }
+                            Err(e) => self.finish_job(claimed, &job, Err(e), started, None).await,
+                        }
+                    }
+                    Ok(None) if !wait => return,
+                    Ok(None) => {
+                        tokio::select! {
+                            _ = self.wake.notified() => {}
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claiming a knowledge-base job failed");
+                        self.state.failed(format!("claiming a job: {e}"));
+                        if !wait {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        };
+        tokio::join!(produce, self.consume(claimed, rx));
+        ran_total.into_inner() as usize
+    }
+
+    /// Stage 2 of [`KnowledgeBase::run_pipeline`].
+    async fn consume<'a>(
+        &'a self,
+        claimed: &Mutex<Vec<Job>>,
+        mut rx: tokio::sync::mpsc::Receiver<PreparedDoc<'a>>,
+    ) {
+        let embedded = self.embedder.enabled();
+        let batch = self.opts.embed_batch.max(1);
+        // Documents taken from stage 1, oldest first, with how many of
+        // their chunks were sent to the embedder.
+        let mut queue: std::collections::VecDeque<(PreparedDoc<'a>, usize)> = Default::default();
+        // The call whose vectors are to be written next.
+        let mut written: Option<EmbeddedCall> = None;
+        let mut open = true;
+        loop {
+            // Take what stage 1 has ready; wait only when there is nothing
+            // to embed or write.
+            while open {
+                let queued: usize = queue.iter().map(|(d, sent)| d.chunks.len() - sent).sum();
+                if queued >= batch {
+                    break;
+                }
+                let next = if queued == 0 && written.is_none() {
+                    rx.recv().await
+                } else {
+                    match rx.try_recv() {
+                        Ok(d) => Some(d),
+                        Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                        Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => None,
+                    }
+                };
+                match next {
+                    Some(d) => queue.push_back((d, 0)),
+                    None => open = false,
+                }
+            }
+            // The next call: up to `batch` chunks, across documents.
+            let mut call: Vec<ChunkRef> = Vec::new();
+            let mut texts: Vec<String> = Vec::new();
+            if embedded {
+                for (d, sent) in queue.iter_mut() {
+                    if d.error.is_some() {
+                        continue;
+                    }
+                    while *sent < d.chunks.len() && call.len() < batch {
+                        call.push((d.job.id, *sent));
+                        texts.push(d.chunks[*sent].text.clone());
+                        *sent += 1;
+                    }
+                    if call.len() == batch {
+                        break;
+                    }
+                }
+            }
+            let embed_next = async {
+                if texts.is_empty() {
+                    None
+                } else {
+                    Some(self.embed_owned(texts, "index").await)
+                }
+            };
+            let write_previous = async {
+                if let Some((call, result)) = written.take() {
+                    self.write_call(&mut queue, call, result).await;
+                }
+            };
+            let (next, ()) = tokio::join!(embed_next, write_previous);
+            if let Some(result) = next {
+                written = Some((call, result));
+            }
+            // Complete the documents whose vectors are all written (or that
+            // failed), in order.
+            while queue.front().is_some_and(|(d, sent)| {
+                d.error.is_some()
+                    || !embedded
+                    || (*sent == d.chunks.len() && d.written == d.chunks.len())
+            }) {
+                let Some((doc, _)) = queue.pop_front() else {
+                    break;
+                };
+                self.complete(claimed, doc).await;
+            }
+            if !open && queue.is_empty() && written.is_none() {
+                return;
+            }
+        }
+    }
+
+    /// Writes one embedder call's vectors, document by document; an error
+    /// stops the documents it concerns (an embedder failure: all of them).
+    async fn write_call(
+        &self,
+        queue: &mut std::collections::VecDeque<(PreparedDoc<'_>, usize)>,
+        call: Vec<ChunkRef>,
+        result: Result<Vec<Vec<f32>>>,
+    ) {
+        let vectors = match result {
+            Ok(v) if v.len() == call.len() => v,
+            other => {
+                let e = match other {
+                    Err(e) => e,
+                    Ok(v) => Error::internal(format!(
+                        "the embedder returned {} vectors for {} texts",
+                        v.len(),
+                        call.len()
+                    )),
+                };
+                // The embedder failed: every document waiting for it
+                // shares the failure (an outage makes them all wait, one
+                // step of the backoff for all).
+                let wait = is_embedder_outage(&e).then(|| self.next_outage_wait());
+                for (d, _) in queue.iter_mut().filter(|(d, _)| d.error.is_none()) {
+                    d.error = Some(e.detached());
+                    d.outage_wait = wait;
+                }
+                return;
+            }
+        };
+        let mut vectors = vectors.into_iter();
+        let mut i = 0;
+        while i < call.len() {
+            let seq = call[i].0;
+            let run = call[i..].iter().take_while(|(s, _)| *s == seq).count();
+            let part: Vec<Vec<f32>> = vectors.by_ref().take(run).collect();
+            let chunks = &call[i..i + run];
+            i += run;
+            let Some((doc, _)) = queue.iter_mut().find(|(d, _)| d.job.id == seq) else {
+                continue;
+            };
+            if doc.error.is_some() {
+                continue;
+            }
+            if let Err(e) = self.write_vectors(doc, chunks, part).await {
+                doc.error = Some(e);
+            }
+        }
+    }
+
+    /// Ends a document of stage 2: completes it, or records its failure.
+    async fn complete(&self, claimed: &Mutex<Vec<Job>>, mut doc: PreparedDoc<'_>) {
+        let version = Some(doc.meta.version);
+        let result = match doc.error.take() {
+            Some(e) => Err((e, version)),
+            None => self
+                .complete_index(&mut doc)
+                .await
+                .map_err(|e| (e, version)),
+        };
+        self.finish_job(claimed, &doc.job, result, doc.started, doc.outage_wait)
+            .await;
+    }
+
+    /// The wait before the next try while the embedder does not answer:
+    /// it grows with consecutive outages (`retry_backoff` doubling up to
+    /// `max_embedder_backoff`); the documents of one failed call share one
+    /// step.
+    fn next_outage_wait(&self) -> Duration {
+        let n = self.embedder_outage.fetch_add(1, Ordering::Relaxed);
+        self.opts
+            .retry_backoff
+            .saturating_mul(1u32 << n.min(16))
+            .min(self.opts.max_embedder_backoff)
+    }
+
+    /// Records how a job ended and removes it from `claimed`.
+    async fn finish_job(
+        &self,
+        claimed: &Mutex<Vec<Job>>,
+        job: &Job,
+        result: JobResult,
+        started: std::time::Instant,
+        outage_wait: Option<Duration>,
+    ) {
         match result {
             Ok(outcome) => {
                 self.embedder_outage.store(0, Ordering::Relaxed);
@@ -360,17 +700,12 @@ impl KnowledgeBase {
             Err((e, _)) if is_embedder_outage(&e) => {
                 // The embedder is down: the document waits, its attempts
                 // stay, and the wait grows while the outage lasts.
-                let n = self.embedder_outage.fetch_add(1, Ordering::Relaxed);
-                let wait = self
-                    .opts
-                    .retry_backoff
-                    .saturating_mul(1u32 << n.min(16))
-                    .min(self.opts.max_embedder_backoff);
+                let wait = outage_wait.unwrap_or_else(|| self.next_outage_wait());
                 tracing::warn!(bot = %job.bot.as_str(), key = %job.key, wait_ms = wait.as_millis() as u64, error = %e, "the embedder did not answer; the document waits");
                 self.state.failed(format!("embedder: {e}"));
                 if let Err(e2) = self
                     .store
-                    .retry_without_attempt(&job, &e, wait.as_millis() as i64)
+                    .retry_without_attempt(job, &e, wait.as_millis() as i64)
                     .await
                 {
                     tracing::warn!(error = %e2, "recording a knowledge-base retry failed");
@@ -385,7 +720,7 @@ impl KnowledgeBase {
                 if let Err(e2) = self
                     .store
                     .fail(
-                        &job,
+                        job,
                         &e,
                         permanent,
                         self.opts.max_attempts,
@@ -401,6 +736,7 @@ impl KnowledgeBase {
                 }
             }
         }
+        lock(claimed).retain(|j| j.id != job.id);
     }
 
     fn chunking(config: &std::collections::BTreeMap<String, Value>) -> Result<Chunking> {
@@ -425,9 +761,12 @@ impl KnowledgeBase {
         Ok(c)
     }
 
-    /// One job; the error comes with the version it concerned, when known.
-    async fn index(&self, job: &Job) -> std::result::Result<&'static str, (Error, Option<i64>)> {
+    /// Stage 1 of one job: finishes it when nothing is to embed or write
+    /// (removed, unchanged), else reads, extracts and chunks the document.
+    /// The error comes with the version it concerned, when known.
+    async fn prepare(&self, job: &Job) -> std::result::Result<Prepared<'_>, (Error, Option<i64>)> {
         let bot = &job.bot;
+        let started = std::time::Instant::now();
         let meta = match self.drive.head(bot, &job.key, None).await {
             Ok(m) => m,
             Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -436,7 +775,7 @@ impl KnowledgeBase {
                     .await
                     .map_err(|e| (e, None))?;
                 self.delete_vectors(bot, &job.key, None).await;
-                return Ok("removed");
+                return Ok(Prepared::Finished("removed"));
             }
             Err(e) => return Err((e, None)),
         };
@@ -463,7 +802,7 @@ impl KnowledgeBase {
                 .complete_unchanged(job, meta.version)
                 .await
                 .map_err(|e| (e, v))?;
-            return Ok("unchanged");
+            return Ok(Prepared::Finished("unchanged"));
         }
         let limits = self.opts.limits;
         if meta.size > limits.max_file_bytes {
@@ -476,6 +815,7 @@ impl KnowledgeBase {
                 v,
             ));
         }
+        let progress = self.track_progress(bot, &job.key);
         let body = self.read_body(bot, &meta).await.map_err(|e| (e, v))?;
         let extracted =
             extract_with_timeout(body, meta.content_type.clone(), job.key.clone(), limits)
@@ -487,35 +827,63 @@ impl KnowledgeBase {
             .await
             .map_err(|e| (Error::internal("chunking panicked").with_source(e), v))?
             .map_err(|e| (e, v))?;
+        progress.progress.set_found(chunks.len() as u64);
         let doc_meta = document_meta(&job.key, kind.content_type(), meta.size, &chunks);
+        let key_hash = hex_sha256(&[job.key.as_bytes()])[..24].to_owned();
+        let doc = PreparedDoc {
+            job: job.clone(),
+            meta,
+            content_type: kind.content_type(),
+            fingerprint,
+            key_hash,
+            doc_meta,
+            chunks,
+            quota,
+            progress,
+            started,
+            written: 0,
+            error: None,
+            outage_wait: None,
+        };
         // With an embedder, a document is `indexed` only once its vectors
         // are written: an endpoint whose dimension is not known yet is asked
         // (and the job waits while it does not answer), never skipped.
-        let embedded = self.embedder.enabled();
-        if embedded {
+        if self.embedder.enabled() {
             let dim = self.embedder.probe_dimension().await.map_err(|e| (e, v))?;
-            self.write_vectors(bot, &job.key, &fingerprint, &doc_meta, &chunks, dim, quota)
-                .await
-                .map_err(|e| (e, v))?;
+            if !doc.chunks.is_empty() {
+                self.ensure_collection(bot, dim, quota)
+                    .await
+                    .map_err(|e| (e, v))?;
+            }
         }
+        Ok(Prepared::Doc(Box::new(doc)))
+    }
+
+    /// The last step of a document: its chunks, full-text rows and status
+    /// in one transaction, then its previous content's vectors go.
+    async fn complete_index(&self, doc: &mut PreparedDoc<'_>) -> Result<&'static str> {
+        let embedded = self.embedder.enabled();
         let written = self
             .store
             .complete_index(
-                job,
+                &doc.job,
                 IndexedDocument {
-                    version: meta.version,
-                    content_sha256: meta.etag.clone(),
-                    content_type: kind.content_type().to_owned(),
-                    fingerprint: fingerprint.clone(),
+                    version: doc.meta.version,
+                    content_sha256: doc.meta.etag.clone(),
+                    content_type: doc.content_type.to_owned(),
+                    fingerprint: doc.fingerprint.clone(),
                     embedder: self.embedder.name().to_owned(),
-                    meta: doc_meta,
+                    meta: doc.doc_meta.clone(),
                 },
-                chunks,
+                std::mem::take(&mut doc.chunks),
+                // Without an embedder the chunks are done as the full-text
+                // index takes them.
+                (!embedded).then_some(&*doc.progress.progress),
             )
-            .await
-            .map_err(|e| (e, v))?;
+            .await?;
         if written && embedded {
-            self.delete_vectors(bot, &job.key, Some(&fingerprint)).await;
+            self.delete_vectors(&doc.job.bot, &doc.job.key, Some(&doc.fingerprint))
+                .await;
         }
         Ok("indexed")
     }
@@ -568,6 +936,16 @@ impl KnowledgeBase {
         Ok(())
     }
 
+    /// [`KnowledgeBase::embed_timed`] of texts it owns (so the call does
+    /// not borrow what the pipeline changes meanwhile).
+    async fn embed_owned(
+        &self,
+        texts: Vec<String>,
+        purpose: &'static str,
+    ) -> Result<Vec<Vec<f32>>> {
+        self.embed_timed(&texts, purpose).await
+    }
+
     /// Embeds `texts`, timing the call into the `strata_embed_seconds`
     /// histogram (label `purpose`: `index` or `query`) that `/metrics`
     /// renders.
@@ -579,53 +957,48 @@ impl KnowledgeBase {
         vectors
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Upserts the vectors of some of a document's chunks (`chunks`: its
+    /// chunk positions, in order) into the bot's `kb` collection under ids
+    /// derived from (key, fingerprint, chunk): idempotent, and distinct from
+    /// the previous content's points.
     async fn write_vectors(
         &self,
-        bot: &BotId,
-        key: &str,
-        fingerprint: &str,
-        doc_meta: &Value,
-        chunks: &[crate::chunk::Chunk],
-        dim: usize,
-        quota: VectorQuota,
+        doc: &mut PreparedDoc<'_>,
+        chunks: &[ChunkRef],
+        vectors: Vec<Vec<f32>>,
     ) -> Result<()> {
-        if chunks.is_empty() {
-            return Ok(());
+        if vectors.len() != chunks.len() {
+            return Err(Error::internal(format!(
+                "the embedder returned {} vectors for {} texts",
+                vectors.len(),
+                chunks.len()
+            )));
         }
-        self.ensure_collection(bot, dim, quota).await?;
-        let key_hash = &hex_sha256(&[key.as_bytes()])[..24];
-        for batch in chunks.chunks(self.opts.embed_batch.max(1)) {
-            let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
-            let vectors = self.embed_timed(&texts, "index").await?;
-            if vectors.len() != batch.len() {
-                return Err(Error::internal(format!(
-                    "the embedder returned {} vectors for {} texts",
-                    vectors.len(),
-                    batch.len()
-                )));
-            }
-            let points = batch
-                .iter()
-                .zip(vectors)
-                .map(|(c, vector)| {
-                    let mut payload = doc_meta.clone();
-                    if let Value::Object(m) = &mut payload {
-                        m.insert("chunk".into(), json!(c.index));
-                        m.insert("fingerprint".into(), json!(fingerprint));
-                    }
-                    PointInput {
-                        id: PointId::Str(format!("{key_hash}:{fingerprint}:{}", c.index)),
-                        vector,
-                        payload: Some(payload),
-                        ttl_seconds: None,
-                    }
-                })
-                .collect();
-            self.vectors
-                .upsert(bot, KB_COLLECTION, points, quota)
-                .await?;
-        }
+        let points = chunks
+            .iter()
+            .zip(vectors)
+            .map(|(&(_, c), vector)| {
+                let mut payload = doc.doc_meta.clone();
+                if let Value::Object(m) = &mut payload {
+                    m.insert("chunk".into(), json!(doc.chunks[c].index));
+                    m.insert("fingerprint".into(), json!(doc.fingerprint));
+                }
+                PointInput {
+                    id: PointId::Str(format!(
+                        "{}:{}:{}",
+                        doc.key_hash, doc.fingerprint, doc.chunks[c].index
+                    )),
+                    vector,
+                    payload: Some(payload),
+                    ttl_seconds: None,
+                }
+            })
+            .collect();
+        self.vectors
+            .upsert(&doc.job.bot, KB_COLLECTION, points, doc.quota)
+            .await?;
+        doc.written += chunks.len();
+        doc.progress.progress.add_done(chunks.len() as u64);
         Ok(())
     }
 

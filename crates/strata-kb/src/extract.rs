@@ -117,7 +117,7 @@ impl Default for ExtractLimits {
             max_zip_entries: 10_000,
             max_uncompressed_bytes: 256 * 1024 * 1024,
             max_compression_ratio: 100,
-            max_text_bytes: 32 * 1024 * 1024,
+            max_text_bytes: 64 * 1024 * 1024,
             timeout: Duration::from_secs(60),
         }
     }

@@ -28,4 +28,4 @@ pub use chunk::{chunk_text, Chunk, Chunking};
 pub use extract::{extract, DocKind, ExtractLimits, ExtractedText};
 pub use fusion::Fusion;
 pub use memory::{ConversationMemory, MemoryHit, MemoryQuery, MemoryStatus};
-pub use store::{DocumentRow, KbFilter, KbStore};
+pub use store::{DocumentRow, IndexProgress, KbFilter, KbStore};

@@ -5,6 +5,9 @@
 //! transaction on the database's writer thread, so a crash leaves either the
 //! old or the new state — never a document whose chunks are half replaced.
 
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 use strata_core::filter::Filter;
@@ -38,12 +41,58 @@ pub struct DocumentRow {
     pub version: Option<i64>,
     pub status: String,
     pub chunks: i64,
+    /// Chunks the chunker found (see [`crate::KnowledgeBase::documents`]).
+    pub chunks_found: Option<i64>,
+    /// Chunks done of those found.
+    pub chunks_done: Option<i64>,
     pub error: Option<String>,
     pub error_code: Option<String>,
     pub content_type: Option<String>,
     pub embedder: Option<String>,
     pub fingerprint: Option<String>,
     pub updated_at: Timestamp,
+}
+
+/// How far the indexing of one document got: chunks found by the chunker
+/// and chunks done (embedded and written; without an embedder, written to
+/// the full-text index).
+#[derive(Debug)]
+pub struct IndexProgress {
+    /// Chunks found; -1 until the document is chunked.
+    found: AtomicI64,
+    done: Arc<AtomicU64>,
+}
+
+impl Default for IndexProgress {
+    fn default() -> Self {
+        IndexProgress {
+            found: AtomicI64::new(-1),
+            done: Arc::default(),
+        }
+    }
+}
+
+impl IndexProgress {
+    /// Chunks found, once the document is chunked.
+    pub fn chunks_found(&self) -> Option<u64> {
+        u64::try_from(self.found.load(Ordering::Relaxed)).ok()
+    }
+
+    /// Chunks done so far.
+    pub fn chunks_done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// Sets the chunks found.
+    pub fn set_found(&self, n: u64) {
+        self.found
+            .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// Counts `n` more chunks done.
+    pub fn add_done(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 /// What a successful index writes.
@@ -461,13 +510,16 @@ impl KbStore {
     /// Replaces the document's chunks (and their FTS rows) and marks it
     /// indexed, and ends the job — one transaction. Returns `false` when the
     /// job no longer exists (its bot was deleted): nothing is written.
+    /// `progress`, when given, counts the chunks written as they are.
     pub async fn complete_index(
         &self,
         job: &Job,
         doc: IndexedDocument,
         chunks: Vec<Chunk>,
+        progress: Option<&IndexProgress>,
     ) -> Result<bool> {
         let job = job.clone();
+        let progress = progress.map(|p| Arc::clone(&p.done));
         self.db
             .write(move |c| {
                 if !job_exists(c, job.id)? {
@@ -528,6 +580,9 @@ impl KbStore {
                         ins_fts
                             .execute(params![c.last_insert_rowid(), ch.text])
                             .map_err(map_sqlite_error)?;
+                        if let Some(p) = &progress {
+                            p.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
                 delete_job(c, job.id)?;
@@ -689,11 +744,18 @@ impl KbStore {
                             limit as i64
                         ],
                         |r| {
+                            let status: String = r.get(2)?;
+                            let chunks: i64 = r.get(3)?;
+                            // An indexed document is done; the worker knows
+                            // how far an `indexing` one got.
+                            let known = (status == "indexed").then_some(chunks);
                             Ok(DocumentRow {
                                 key: r.get(0)?,
                                 version: r.get(1)?,
-                                status: r.get(2)?,
-                                chunks: r.get(3)?,
+                                status,
+                                chunks,
+                                chunks_found: known,
+                                chunks_done: known,
                                 error: r.get(4)?,
                                 error_code: r.get(5)?,
                                 content_type: r.get(6)?,

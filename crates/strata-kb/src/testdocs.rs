@@ -121,3 +121,124 @@ fn docx_with_parts(parts: &[(&str, Vec<u8>)]) -> Result<Vec<u8>> {
     let out = zip.finish().map_err(|e| build_error("DOCX", e))?;
     Ok(out.into_inner())
 }
+
+/// A deterministic Markdown "book" of about `bytes` bytes (the same bytes
+/// for the same arguments): chapters (`#`), sections (`##`), subsections
+/// (`###`), paragraphs of pseudo-words with sentence punctuation and inline
+/// emphasis, bullet and numbered lists, fenced code blocks and tables — the
+/// structures the Markdown chunker splits at. For tests of chunking and
+/// benchmarks of large documents.
+pub fn markdown_book(bytes: usize, seed: u64) -> String {
+    const WORDS: &[&str] = &[
+        "index", "query", "vector", "chunk", "storage", "bot", "session", "token", "latency",
+        "replica", "backup", "restore", "drive", "cache", "record", "message", "filter", "policy",
+        "refund", "invoice", "customer", "delivery", "warranty", "manual", "install", "config",
+        "network", "server", "client", "request", "answer", "search", "ranking", "document", "the",
+        "a", "of", "to", "and", "in", "is", "for", "with", "on", "that", "by", "from", "über",
+        "café", "naïve", "résumé", "東京", "données",
+    ];
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = move |n: usize| -> usize {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) % n as u64) as usize
+    };
+    let mut out = String::with_capacity(bytes + 4096);
+    let sentence = |out: &mut String, next: &mut dyn FnMut(usize) -> usize| {
+        let words = 6 + next(14);
+        for i in 0..words {
+            let w = WORDS[next(WORDS.len())];
+            if i == 0 {
+                let mut cs = w.chars();
+                if let Some(c) = cs.next() {
+                    out.extend(c.to_uppercase());
+                    out.push_str(cs.as_str());
+                }
+            } else {
+                out.push(' ');
+                match next(40) {
+                    0 => {
+                        out.push_str("**");
+                        out.push_str(w);
+                        out.push_str("**");
+                    }
+                    1 => {
+                        out.push('`');
+                        out.push_str(w);
+                        out.push('`');
+                    }
+                    _ => out.push_str(w),
+                }
+            }
+        }
+        out.push_str(match next(8) {
+            0 => "? ",
+            1 => "! ",
+            _ => ". ",
+        });
+    };
+    let (mut chapter, mut section) = (0, 0);
+    while out.len() < bytes {
+        match next(20) {
+            0 => {
+                chapter += 1;
+                section = 0;
+                out.push_str(&format!("# Chapter {chapter}\n\n"));
+            }
+            1 | 2 => {
+                section += 1;
+                out.push_str(&format!("## Section {chapter}.{section}\n\n"));
+            }
+            3 | 4 => out.push_str(&format!("### Topic {}\n\n", WORDS[next(WORDS.len())])),
+            5 => {
+                for _ in 0..2 + next(5) {
+                    out.push_str("- ");
+                    sentence(&mut out, &mut next);
+                    out.push('\n');
+                }
+                out.push('\n');
+            }
+            6 => {
+                for i in 0..2 + next(4) {
+                    out.push_str(&format!("{}. ", i + 1));
+                    sentence(&mut out, &mut next);
+                    out.push('\n');
+                }
+                out.push('\n');
+            }
+            7 => {
+                out.push_str("```\n");
+                for i in 0..1 + next(8) {
+                    out.push_str(&format!(
+                        "let {}_{i} = {}({});\n",
+                        WORDS[next(34)],
+                        WORDS[next(34)],
+                        next(1000)
+                    ));
+                }
+                out.push_str("```\n\n");
+            }
+            8 => {
+                out.push_str("| name | value |\n|---|---|\n");
+                for _ in 0..1 + next(5) {
+                    out.push_str(&format!(
+                        "| {} | {} |\n",
+                        WORDS[next(WORDS.len())],
+                        next(100_000)
+                    ));
+                }
+                out.push('\n');
+            }
+            _ => {
+                for _ in 0..1 + next(9) {
+                    sentence(&mut out, &mut next);
+                }
+                out.push_str("\n\n");
+            }
+        }
+    }
+    out
+}

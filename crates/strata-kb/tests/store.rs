@@ -48,7 +48,7 @@ async fn index(store: &KbStore, bot: &BotId, key: &str, version: i64, fp: &str, 
     )
     .expect("chunks");
     assert!(store
-        .complete_index(&job, doc(version, fp, key), chunks)
+        .complete_index(&job, doc(version, fp, key), chunks, None)
         .await
         .expect("complete"));
 }

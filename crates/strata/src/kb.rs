@@ -145,7 +145,6 @@ impl BotScope {
             }
         }
         let mut documents = kb
-            .store()
             .documents(self.bot_id(), &prefix_full, after, limit + 1)
             .await?;
         let next = if documents.len() > limit {

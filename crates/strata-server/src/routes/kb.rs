@@ -34,6 +34,14 @@ pub(crate) struct DocumentStatus {
     status: String,
     /// Chunks in the index.
     chunks: i64,
+    /// Progress: chunks the chunker found in the document being indexed
+    /// (equal to `chunks` once `indexed`; null before it is chunked, and
+    /// while `pending` or `failed`).
+    chunks_found: Option<i64>,
+    /// Progress: chunks of `chunks_found` done — embedded and written (or,
+    /// without an embedder, in the full-text index). Null when
+    /// `chunks_found` is.
+    chunks_done: Option<i64>,
     /// Why indexing failed (or is being retried).
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -177,6 +185,8 @@ pub(crate) async fn list_documents(
                 version: d.version,
                 status: d.status,
                 chunks: d.chunks,
+                chunks_found: d.chunks_found,
+                chunks_done: d.chunks_done,
                 error: d.error,
                 error_code: d.error_code,
                 content_type: d.content_type,
