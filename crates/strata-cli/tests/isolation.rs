@@ -1010,3 +1010,261 @@ async fn every_operation_refuses_the_wrong_callers_and_serves_the_right_one() {
         "the global admin's POST /v1/bots: {ids:?}"
     );
 }
+
+/// The isolation matrix of the Qdrant-compatible listener
+/// (`STRATA_QDRANT_LISTEN`): every data operation asked with no key, a bad
+/// key, the global admin key, another bot's admin key and each role of the
+/// owning bot. The same access classes as `/v1`: a caller without the role
+/// is refused (Qdrant's error form), another bot's key finds nothing, and
+/// alpha's data is the same afterwards as before, unless the right caller
+/// changed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_qdrant_listener_refuses_the_wrong_callers_and_serves_the_right_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = common::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let s = Server::start_with(dir.path(), &[("STRATA_QDRANT_LISTEN", &listen)]).await;
+    let base = format!("http://{listen}");
+    create_bot(&s, "alpha").await;
+    create_bot(&s, "beta").await;
+    let (_, a_admin) = new_key(&s, "alpha", "admin").await;
+    let (_, a_writer) = new_key(&s, "alpha", "writer").await;
+    let (_, a_reader) = new_key(&s, "alpha", "reader").await;
+    let (_, b_admin) = new_key(&s, "beta", "admin").await;
+
+    let call = |method: Method, path: String, key: Option<String>, body: Option<Value>| {
+        let s = &s;
+        let url = format!("{base}{path}");
+        async move {
+            let mut r = s.http.request(method.clone(), &url);
+            if let Some(k) = key {
+                r = r.header("api-key", k);
+            }
+            if let Some(b) = body {
+                r = r.json(&b);
+            }
+            let res = r
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+            let status = res.status().as_u16();
+            let text = res.text().await.expect("body");
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            (status, v)
+        }
+    };
+
+    // alpha's collection with three points, made by alpha's admin.
+    let (st, v) = call(
+        Method::PUT,
+        "/collections/c".into(),
+        Some(a_admin.clone()),
+        Some(json!({ "vectors": { "size": 4, "distance": "Cosine" } })),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let points = json!({ "points": [
+        { "id": 1, "vector": [1.0, 0.0, 0.0, 0.0], "payload": { "k": "a" } },
+        { "id": 2, "vector": [0.0, 1.0, 0.0, 0.0], "payload": { "k": "b" } },
+        { "id": 3, "vector": [0.0, 0.0, 1.0, 0.0], "payload": { "k": "c" } }
+    ]});
+    let (st, v) = call(
+        Method::PUT,
+        "/collections/c/points?wait=true".into(),
+        Some(a_admin.clone()),
+        Some(points),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+
+    let q = json!({ "query": [1.0, 0.0, 0.0, 0.0], "limit": 3 });
+    let ops: Vec<(Method, &str, Option<Value>, Access)> = vec![
+        (Method::GET, "/collections", None, BotRead),
+        (Method::GET, "/collections/c", None, BotRead),
+        (Method::GET, "/collections/c/exists", None, BotRead),
+        (Method::GET, "/collections/c/points/1", None, BotRead),
+        (
+            Method::POST,
+            "/collections/c/points",
+            Some(json!({ "ids": [1, 2] })),
+            BotRead,
+        ),
+        (
+            Method::POST,
+            "/collections/c/points/query",
+            Some(q.clone()),
+            BotRead,
+        ),
+        (
+            Method::POST,
+            "/collections/c/points/search",
+            Some(json!({ "vector": [1.0, 0.0, 0.0, 0.0], "limit": 3 })),
+            BotRead,
+        ),
+        (
+            Method::POST,
+            "/collections/c/points/scroll",
+            Some(json!({ "limit": 10 })),
+            BotRead,
+        ),
+        (
+            Method::POST,
+            "/collections/c/points/count",
+            Some(json!({ "exact": true })),
+            BotRead,
+        ),
+        (
+            Method::PUT,
+            "/collections/c/points?wait=true",
+            Some(json!({ "points": [{ "id": 9, "vector": [0.0, 0.0, 0.0, 1.0] }] })),
+            BotWrite,
+        ),
+        (
+            Method::POST,
+            "/collections/c/points/payload?wait=true",
+            Some(json!({ "payload": { "seen": true }, "points": [1] })),
+            BotWrite,
+        ),
+        (
+            Method::PUT,
+            "/collections/c/points/payload?wait=true",
+            Some(json!({ "payload": { "k": "a2" }, "points": [1] })),
+            BotWrite,
+        ),
+        (
+            Method::POST,
+            "/collections/c/points/delete?wait=true",
+            Some(json!({ "points": [9] })),
+            BotWrite,
+        ),
+        (
+            Method::PUT,
+            "/collections/c/index?wait=true",
+            Some(json!({ "field_name": "k", "field_schema": "keyword" })),
+            BotAdmin,
+        ),
+        (
+            Method::PUT,
+            "/collections/made_by_matrix",
+            Some(json!({ "vectors": { "size": 4, "distance": "Dot" } })),
+            BotAdmin,
+        ),
+        (
+            Method::DELETE,
+            "/collections/made_by_matrix",
+            None,
+            BotAdmin,
+        ),
+    ];
+
+    let count = |key: String| {
+        let call = &call;
+        async move {
+            let (st, v) = call(
+                Method::POST,
+                "/collections/c/points/count".into(),
+                Some(key),
+                Some(json!({ "exact": true })),
+            )
+            .await;
+            assert_eq!(st, 200, "{v}");
+            v["result"]["count"].as_u64().expect("count")
+        }
+    };
+    let before = count(a_admin.clone()).await;
+    assert_eq!(before, 3);
+
+    let mut wrong = Vec::new();
+    for (method, path, body, access) in &ops {
+        // Callers that must be refused, and with which status.
+        let refused: Vec<(&str, Option<String>, u16)> = vec![
+            ("no key", None, 401),
+            (
+                "a bad key",
+                Some("sk_nobody_0000000000000000".to_owned()),
+                401,
+            ),
+            ("the global admin key", Some(ADMIN_KEY.to_owned()), 403),
+        ];
+        for (who, key, want) in refused {
+            let (st, v) = call(method.clone(), (*path).to_owned(), key, body.clone()).await;
+            let qdrant_form = v["status"]["error"].is_string();
+            if st != want || !qdrant_form {
+                wrong.push(format!("{method} {path} by {who}: {st} {v}"));
+            }
+        }
+        // Another bot's admin key: alpha's collection does not exist for it.
+        let (st, v) = call(
+            method.clone(),
+            (*path).to_owned(),
+            Some(b_admin.clone()),
+            body.clone(),
+        )
+        .await;
+        let sees_alpha = match *path {
+            "/collections" => v["result"]["collections"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| c["name"] == "c")),
+            "/collections/c/exists" => v["result"]["exists"] == json!(true),
+            // Creating and dropping its own collection of that name is beta's right.
+            "/collections/made_by_matrix" => false,
+            _ => st != 404,
+        };
+        if sees_alpha {
+            wrong.push(format!(
+                "{method} {path} by beta's admin key reached alpha's data: {st} {v}"
+            ));
+        }
+        // alpha's own keys: refused below the needed role, served at it.
+        for (role, key) in [
+            ("reader", &a_reader),
+            ("writer", &a_writer),
+            ("admin", &a_admin),
+        ] {
+            let (st, v) = call(
+                method.clone(),
+                (*path).to_owned(),
+                Some(key.clone()),
+                body.clone(),
+            )
+            .await;
+            let allowed = role_rank(role) >= needed_rank(*access);
+            if allowed && st != 200 {
+                wrong.push(format!("{method} {path} by alpha's {role}: {st} {v}"));
+            }
+            if !allowed && (st != 403 || !v["status"]["error"].is_string()) {
+                wrong.push(format!(
+                    "{method} {path} by alpha's {role} (must be 403): {st} {v}"
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "the Qdrant listener's matrix:\n{}",
+        wrong.join("\n")
+    );
+
+    // alpha's points are all there; the writer's payload changes landed;
+    // point 9 was upserted and deleted again.
+    assert_eq!(count(a_reader.clone()).await, 3);
+    let (st, v) = call(
+        Method::GET,
+        "/collections/c/points/1".into(),
+        Some(a_reader.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["result"]["payload"], json!({ "k": "a2" }), "{v}");
+    // beta's collection list holds only what beta made (nothing is left).
+    let (st, v) = call(
+        Method::GET,
+        "/collections".into(),
+        Some(b_admin.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["result"]["collections"], json!([]), "{v}");
+}
