@@ -46,7 +46,10 @@ use strata_core::{Error, ErrorKind, Result};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::chunk::{chunk_text, Chunking, CHUNK_OVERLAP_SETTING, CHUNK_SIZE_SETTING};
+use crate::chunk::{
+    chunk_heads, chunk_text, embedding_text, Chunking, CHUNKER_VERSION, CHUNK_OVERLAP_SETTING,
+    CHUNK_SIZE_SETTING,
+};
 use crate::extract::{extract_with_timeout, ExtractLimits};
 use crate::fusion::{fuse, Fusion};
 use crate::store::{IndexedDocument, Job, KbFilter, KbStore};
@@ -59,6 +62,9 @@ pub const KB_COLLECTION: &str = "_kb";
 pub const MAX_K: usize = 100;
 /// Longest query, in bytes.
 pub const MAX_QUERY_BYTES: usize = 4096;
+/// The bot setting that turns contextual chunk headers off (`false`): each
+/// chunk is then embedded and keyword-indexed as its text alone.
+pub const CHUNK_CONTEXT_SETTING: &str = "kb.chunk_context";
 /// Fewest candidates hybrid search takes from each of its two lists.
 pub const HYBRID_MIN_CANDIDATES: usize = 40;
 
@@ -425,6 +431,21 @@ impl KnowledgeBase {
         Ok(c)
     }
 
+    /// The bot setting [`CHUNK_CONTEXT_SETTING`]: whether chunks carry
+    /// their context head (default: yes).
+    fn chunk_context(config: &std::collections::BTreeMap<String, Value>) -> Result<bool> {
+        match config.get(CHUNK_CONTEXT_SETTING) {
+            None | Some(Value::Null) => Ok(true),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => Ok(true),
+            Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => Ok(false),
+            Some(_) => Err(Error::invalid(format!(
+                "the bot setting {CHUNK_CONTEXT_SETTING} must be true or false"
+            ))
+            .with_code("invalid_chunking")),
+        }
+    }
+
     /// One job; the error comes with the version it concerned, when known.
     async fn index(&self, job: &Job) -> std::result::Result<&'static str, (Error, Option<i64>)> {
         let bot = &job.bot;
@@ -443,11 +464,13 @@ impl KnowledgeBase {
         let v = Some(meta.version);
         let config = self.records.get_config(bot).await.map_err(|e| (e, v))?;
         let chunking = Self::chunking(&config).map_err(|e| (e, v))?;
+        let context = Self::chunk_context(&config).map_err(|e| (e, v))?;
         let quota = VectorQuota::from_settings(self.opts.default_quota, &config);
         let fingerprint = hex_sha256(&[
             meta.etag.as_bytes(),
             self.embedder.name().as_bytes(),
             chunking.tag().as_bytes(),
+            format!("chunker {CHUNKER_VERSION} context {context}").as_bytes(),
         ])[..32]
             .to_owned();
         if !job.force
@@ -483,10 +506,24 @@ impl KnowledgeBase {
                 .map_err(|e| (e, v))?;
         let kind = extracted.kind;
         let text = extracted.text;
-        let chunks = tokio::task::spawn_blocking(move || chunk_text(&text, kind, chunking))
-            .await
-            .map_err(|e| (Error::internal("chunking panicked").with_source(e), v))?
-            .map_err(|e| (e, v))?;
+        let rel_path = job
+            .key
+            .strip_prefix(kb_prefix(bot).as_str())
+            .unwrap_or(&job.key)
+            .to_owned();
+        let (chunks, heads) = tokio::task::spawn_blocking(move || {
+            chunk_text(&text, kind, chunking).map(|chunks| {
+                let heads = if context {
+                    chunk_heads(&rel_path, &text, kind, &chunks)
+                } else {
+                    vec![String::new(); chunks.len()]
+                };
+                (chunks, heads)
+            })
+        })
+        .await
+        .map_err(|e| (Error::internal("chunking panicked").with_source(e), v))?
+        .map_err(|e| (e, v))?;
         let doc_meta = document_meta(&job.key, kind.content_type(), meta.size, &chunks);
         // With an embedder, a document is `indexed` only once its vectors
         // are written: an endpoint whose dimension is not known yet is asked
@@ -494,13 +531,22 @@ impl KnowledgeBase {
         let embedded = self.embedder.enabled();
         if embedded {
             let dim = self.embedder.probe_dimension().await.map_err(|e| (e, v))?;
-            self.write_vectors(bot, &job.key, &fingerprint, &doc_meta, &chunks, dim, quota)
-                .await
-                .map_err(|e| (e, v))?;
+            self.write_vectors(
+                bot,
+                &job.key,
+                &fingerprint,
+                &doc_meta,
+                &chunks,
+                &heads,
+                dim,
+                quota,
+            )
+            .await
+            .map_err(|e| (e, v))?;
         }
         let written = self
             .store
-            .complete_index(
+            .complete_index_with_heads(
                 job,
                 IndexedDocument {
                     version: meta.version,
@@ -511,6 +557,7 @@ impl KnowledgeBase {
                     meta: doc_meta,
                 },
                 chunks,
+                heads,
             )
             .await
             .map_err(|e| (e, v))?;
@@ -587,6 +634,7 @@ impl KnowledgeBase {
         fingerprint: &str,
         doc_meta: &Value,
         chunks: &[crate::chunk::Chunk],
+        heads: &[String],
         dim: usize,
         quota: VectorQuota,
     ) -> Result<()> {
@@ -595,8 +643,15 @@ impl KnowledgeBase {
         }
         self.ensure_collection(bot, dim, quota).await?;
         let key_hash = &hex_sha256(&[key.as_bytes()])[..24];
-        for batch in chunks.chunks(self.opts.embed_batch.max(1)) {
-            let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
+        let batch_len = self.opts.embed_batch.max(1);
+        for (batch, batch_heads) in chunks.chunks(batch_len).zip(heads.chunks(batch_len)) {
+            // The chunk with its context head: where it sits in which
+            // document is part of what it means.
+            let texts: Vec<String> = batch
+                .iter()
+                .zip(batch_heads)
+                .map(|(c, h)| embedding_text(h, &c.text))
+                .collect();
             let vectors = self.embed_timed(&texts, "index").await?;
             if vectors.len() != batch.len() {
                 return Err(Error::internal(format!(
