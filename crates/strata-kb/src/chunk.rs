@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn heads_carry_path_title_and_the_sections_in_force() {
         let text = "# tar(1)\n\n## NAME\n\ntar - archiver\n\n```\n# not a heading\n```\n\n## OPTIONS\n\n### Compression\n\n-z gzip\n\n## SEE ALSO\n\ncpio\n";
-        let at = |s: &str| text.find(s).unwrap();
+        let at = |s: &str| text.find(s).expect("in the text");
         let chunks: Vec<Chunk> = [0, at("tar -"), at("-z"), at("cpio")]
             .iter()
             .enumerate()
