@@ -46,7 +46,10 @@ use strata_core::{Error, ErrorKind, Result};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::chunk::{chunk_text, Chunking, CHUNK_OVERLAP_SETTING, CHUNK_SIZE_SETTING};
+use crate::chunk::{
+    chunk_heads, chunk_text, embedding_text, Chunking, CHUNKER_VERSION, CHUNK_OVERLAP_SETTING,
+    CHUNK_SIZE_SETTING,
+};
 use crate::extract::{extract_with_timeout, ExtractLimits};
 use crate::fusion::{fuse, Fusion};
 use crate::store::{DocumentRow, IndexProgress, IndexedDocument, Job, KbFilter, KbStore};
@@ -59,6 +62,9 @@ pub const KB_COLLECTION: &str = "_kb";
 pub const MAX_K: usize = 100;
 /// Longest query, in bytes.
 pub const MAX_QUERY_BYTES: usize = 4096;
+/// The bot setting that turns contextual chunk headers off (`false`): each
+/// chunk is then embedded and keyword-indexed as its text alone.
+pub const CHUNK_CONTEXT_SETTING: &str = "kb.chunk_context";
 /// Fewest candidates hybrid search takes from each of its two lists.
 pub const HYBRID_MIN_CANDIDATES: usize = 40;
 
@@ -193,6 +199,8 @@ struct PreparedDoc<'a> {
     key_hash: String,
     doc_meta: Value,
     chunks: Vec<crate::chunk::Chunk>,
+    /// Each chunk's context head (`heads[i]` belongs to `chunks[i]`).
+    heads: Vec<String>,
     quota: VectorQuota,
     progress: ProgressEntry<'a>,
     started: std::time::Instant,
@@ -564,7 +572,10 @@ impl KnowledgeBase {
                     }
                     while *sent < d.chunks.len() && call.len() < batch {
                         call.push((d.job.id, *sent));
-                        texts.push(d.chunks[*sent].text.clone());
+                        texts.push(embedding_text(
+                            d.heads.get(*sent).map_or("", String::as_str),
+                            &d.chunks[*sent].text,
+                        ));
                         *sent += 1;
                     }
                     if call.len() == batch {
@@ -761,6 +772,21 @@ impl KnowledgeBase {
         Ok(c)
     }
 
+    /// The bot setting [`CHUNK_CONTEXT_SETTING`]: whether chunks carry
+    /// their context head (default: yes).
+    fn chunk_context(config: &std::collections::BTreeMap<String, Value>) -> Result<bool> {
+        match config.get(CHUNK_CONTEXT_SETTING) {
+            None | Some(Value::Null) => Ok(true),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => Ok(true),
+            Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => Ok(false),
+            Some(_) => Err(Error::invalid(format!(
+                "the bot setting {CHUNK_CONTEXT_SETTING} must be true or false"
+            ))
+            .with_code("invalid_chunking")),
+        }
+    }
+
     /// Stage 1 of one job: finishes it when nothing is to embed or write
     /// (removed, unchanged), else reads, extracts and chunks the document.
     /// The error comes with the version it concerned, when known.
@@ -782,11 +808,13 @@ impl KnowledgeBase {
         let v = Some(meta.version);
         let config = self.records.get_config(bot).await.map_err(|e| (e, v))?;
         let chunking = Self::chunking(&config).map_err(|e| (e, v))?;
+        let context = Self::chunk_context(&config).map_err(|e| (e, v))?;
         let quota = VectorQuota::from_settings(self.opts.default_quota, &config);
         let fingerprint = hex_sha256(&[
             meta.etag.as_bytes(),
             self.embedder.name().as_bytes(),
             chunking.tag().as_bytes(),
+            format!("chunker {CHUNKER_VERSION} context {context}").as_bytes(),
         ])[..32]
             .to_owned();
         if !job.force
@@ -823,10 +851,24 @@ impl KnowledgeBase {
                 .map_err(|e| (e, v))?;
         let kind = extracted.kind;
         let text = extracted.text;
-        let chunks = tokio::task::spawn_blocking(move || chunk_text(&text, kind, chunking))
-            .await
-            .map_err(|e| (Error::internal("chunking panicked").with_source(e), v))?
-            .map_err(|e| (e, v))?;
+        let rel_path = job
+            .key
+            .strip_prefix(kb_prefix(bot).as_str())
+            .unwrap_or(&job.key)
+            .to_owned();
+        let (chunks, heads) = tokio::task::spawn_blocking(move || {
+            chunk_text(&text, kind, chunking).map(|chunks| {
+                let heads = if context {
+                    chunk_heads(&rel_path, &text, kind, &chunks)
+                } else {
+                    vec![String::new(); chunks.len()]
+                };
+                (chunks, heads)
+            })
+        })
+        .await
+        .map_err(|e| (Error::internal("chunking panicked").with_source(e), v))?
+        .map_err(|e| (e, v))?;
         progress.progress.set_found(chunks.len() as u64);
         let doc_meta = document_meta(&job.key, kind.content_type(), meta.size, &chunks);
         let key_hash = hex_sha256(&[job.key.as_bytes()])[..24].to_owned();
@@ -838,6 +880,7 @@ impl KnowledgeBase {
             key_hash,
             doc_meta,
             chunks,
+            heads,
             quota,
             progress,
             started,
@@ -865,7 +908,7 @@ impl KnowledgeBase {
         let embedded = self.embedder.enabled();
         let written = self
             .store
-            .complete_index(
+            .complete_index_with_heads(
                 &doc.job,
                 IndexedDocument {
                     version: doc.meta.version,
@@ -876,6 +919,7 @@ impl KnowledgeBase {
                     meta: doc.doc_meta.clone(),
                 },
                 std::mem::take(&mut doc.chunks),
+                std::mem::take(&mut doc.heads),
                 // Without an embedder the chunks are done as the full-text
                 // index takes them.
                 (!embedded).then_some(&*doc.progress.progress),

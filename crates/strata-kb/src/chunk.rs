@@ -101,3 +101,124 @@ pub fn chunk_text(text: &str, kind: DocKind, chunking: Chunking) -> Result<Vec<C
         })
         .collect())
 }
+
+/// Version of what is stored per chunk (its text, its context head, what is
+/// embedded and what the keyword index holds). A document indexed with an
+/// older version is re-indexed at start (`KbStore::prepare`), and the
+/// version is part of a document's fingerprint.
+/// 1: the chunk's text alone; 2: with its context head ([`chunk_heads`]).
+pub const CHUNKER_VERSION: i64 = 2;
+
+/// The context head of each chunk (contextual chunk headers): where the
+/// chunk sits, as `path > title > section > subsection`, the document's
+/// path inside the knowledge base (`rel_path`), its title (the first
+/// Markdown `# ` heading; left out when it only repeats the file name) and
+/// the Markdown headings in force where the chunk starts (outside code
+/// fences). The head is embedded with the chunk's text and indexed as the
+/// keyword index's `head` column, so a chunk deep in a section about
+/// "Options" of the page "tar(1)" is still found by those words.
+pub fn chunk_heads(rel_path: &str, text: &str, kind: DocKind, chunks: &[Chunk]) -> Vec<String> {
+    // (byte offset, level, heading) of every Markdown ATX heading.
+    let mut headings: Vec<(usize, usize, &str)> = Vec::new();
+    if kind == DocKind::Markdown {
+        let mut fence = false;
+        let mut offset = 0;
+        for line in text.split_inclusive('\n') {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+                fence = !fence;
+            } else if !fence && line.starts_with('#') {
+                let level = line.bytes().take_while(|b| *b == b'#').count();
+                let rest = &line[level..];
+                if level <= 6 && (rest.starts_with(' ') || rest.trim().is_empty()) {
+                    let title = rest.trim().trim_end_matches('#').trim();
+                    if !title.is_empty() {
+                        headings.push((offset, level, title));
+                    }
+                }
+            }
+            offset += line.len();
+        }
+    }
+    let name = rel_path.rsplit('/').next().unwrap_or(rel_path);
+    let stem = name.split('.').next().unwrap_or(name);
+    let title = headings
+        .iter()
+        .find(|h| h.1 == 1)
+        .map(|h| h.2)
+        .filter(|t| !t.eq_ignore_ascii_case(stem));
+    let mut stack: Vec<(usize, &str)> = Vec::new();
+    let mut next = 0;
+    chunks
+        .iter()
+        .map(|c| {
+            while next < headings.len() && headings[next].0 <= c.start {
+                let (_, level, h) = headings[next];
+                stack.retain(|(l, _)| *l < level);
+                stack.push((level, h));
+                next += 1;
+            }
+            let mut parts: Vec<&str> = vec![rel_path];
+            parts.extend(title);
+            parts.extend(stack.iter().filter(|(l, _)| *l > 1).map(|(_, h)| *h));
+            parts.join(" > ")
+        })
+        .collect()
+}
+
+/// What is embedded for a chunk: its head, a blank line, its text.
+pub fn embedding_text(head: &str, text: &str) -> String {
+    if head.is_empty() {
+        text.to_owned()
+    } else {
+        format!("{head}\n\n{text}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_carry_path_title_and_the_sections_in_force() {
+        let text = "# tar(1)\n\n## NAME\n\ntar - archiver\n\n```\n# not a heading\n```\n\n## OPTIONS\n\n### Compression\n\n-z gzip\n\n## SEE ALSO\n\ncpio\n";
+        let at = |s: &str| text.find(s).expect("in the text");
+        let chunks: Vec<Chunk> = [0, at("tar -"), at("-z"), at("cpio")]
+            .iter()
+            .enumerate()
+            .map(|(index, &start)| Chunk {
+                index,
+                start,
+                text: String::new(),
+            })
+            .collect();
+        let heads = chunk_heads("man/tar.1.md", text, DocKind::Markdown, &chunks);
+        assert_eq!(
+            heads,
+            [
+                "man/tar.1.md > tar(1)",
+                "man/tar.1.md > tar(1) > NAME",
+                "man/tar.1.md > tar(1) > OPTIONS > Compression",
+                "man/tar.1.md > tar(1) > SEE ALSO",
+            ]
+        );
+        // A title that repeats the file name is left out; plain text has no
+        // headings.
+        let md = "# json\n\nbody\n";
+        let one = [Chunk {
+            index: 0,
+            start: 0,
+            text: md.into(),
+        }];
+        assert_eq!(
+            chunk_heads("json.md", md, DocKind::Markdown, &one),
+            ["json.md"]
+        );
+        assert_eq!(
+            chunk_heads("a/notes.txt", "# x\n", DocKind::Text, &one),
+            ["a/notes.txt"]
+        );
+        assert_eq!(embedding_text("", "t"), "t");
+        assert_eq!(embedding_text("h", "t"), "h\n\nt");
+    }
+}

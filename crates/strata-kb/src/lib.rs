@@ -24,8 +24,8 @@ pub mod testdocs;
 pub use base::{
     kb_prefix, KbOptions, KnowledgeBase, SearchHit, SearchMode, SearchQuery, KB_COLLECTION,
 };
-pub use chunk::{chunk_text, Chunk, Chunking};
+pub use chunk::{chunk_heads, chunk_text, embedding_text, Chunk, Chunking, CHUNKER_VERSION};
 pub use extract::{extract, DocKind, ExtractLimits, ExtractedText};
 pub use fusion::Fusion;
 pub use memory::{ConversationMemory, MemoryHit, MemoryQuery, MemoryStatus};
-pub use store::{DocumentRow, IndexProgress, KbFilter, KbStore};
+pub use store::{DocumentRow, IndexProgress, KbFilter, KbStore, KeywordParams};

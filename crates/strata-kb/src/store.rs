@@ -16,7 +16,7 @@ use strata_core::{Error, Result, Timestamp};
 use strata_records::sqlite::map_sqlite_error;
 use strata_records::SqliteDatabase;
 
-use crate::chunk::Chunk;
+use crate::chunk::{Chunk, CHUNKER_VERSION};
 use strata_core::worker::QueueStats;
 
 /// A claimed job.
@@ -152,10 +152,13 @@ impl KbStore {
         KbStore { db }
     }
 
-    /// Brings the full-text tables up to date at start: a bot with chunks
-    /// but no FTS table of its own (a database from before keyword search
-    /// was scoped per bot) gets one, filled from its chunks in one
-    /// transaction. Returns how many bots were indexed.
+    /// Brings the knowledge base up to date at start: a bot with chunks but
+    /// no FTS table of its own (a database from before keyword search was
+    /// scoped per bot), or one without the `head` column (from before
+    /// contextual chunk headers), gets one, filled from its chunks in one
+    /// transaction; then every document indexed with an older
+    /// [`CHUNKER_VERSION`] is queued again ([`KbStore::requeue_outdated`]).
+    /// Returns how many bots' FTS tables were built.
     pub async fn prepare(&self) -> Result<usize> {
         let bots: Vec<String> = self
             .db
@@ -169,7 +172,7 @@ impl KbStore {
                     .map_err(map_sqlite_error)?
                 {
                     let bot = bot.map_err(map_sqlite_error)?;
-                    if !table_exists(c, &fts_table(&bot))? {
+                    if !fts_is_current(c, &fts_table(&bot))? {
                         missing.push(bot);
                     }
                 }
@@ -180,10 +183,12 @@ impl KbStore {
             let bot = bot.clone();
             self.db
                 .write(move |c| {
+                    c.execute_batch(&format!("DROP TABLE IF EXISTS \"{}\"", fts_table(&bot)))
+                        .map_err(map_sqlite_error)?;
                     let fts = ensure_fts(c, &bot)?;
                     c.execute(
                         &format!(
-                            "INSERT INTO \"{fts}\" (rowid, text) SELECT id, text FROM kb_chunks WHERE bot_id = ?1"
+                            "INSERT INTO \"{fts}\" (rowid, text, head) SELECT id, text, head FROM kb_chunks WHERE bot_id = ?1"
                         ),
                         params![bot],
                     )
@@ -195,7 +200,47 @@ impl KbStore {
         if !bots.is_empty() {
             tracing::info!(bots = bots.len(), "built per-bot keyword indexes");
         }
+        let requeued = self.requeue_outdated().await?;
+        if requeued > 0 {
+            tracing::info!(
+                documents = requeued,
+                chunker = CHUNKER_VERSION,
+                "re-indexing documents indexed by an older chunker"
+            );
+        }
         Ok(bots.len())
+    }
+
+    /// Queues every indexed document of a live bot whose chunks were made by
+    /// an older [`CHUNKER_VERSION`] (its old chunks keep serving searches
+    /// until the new ones replace them), in one transaction. Returns how
+    /// many were queued.
+    pub async fn requeue_outdated(&self) -> Result<u64> {
+        self.db
+            .write(|c| {
+                let now = now_ms();
+                c.execute(
+                    "INSERT INTO kb_jobs (bot_id, key, version, force, state, attempts, next_run_at, updated_at, enqueued_at)
+                     SELECT d.bot_id, d.key, d.version, 0, 'queued', 0, ?2, ?2, ?2
+                       FROM kb_documents d JOIN bots b ON b.id = d.bot_id
+                      WHERE d.chunker < ?1 AND d.status = 'indexed' AND b.deleted_at IS NULL
+                        AND NOT EXISTS (SELECT 1 FROM kb_jobs j WHERE j.bot_id = d.bot_id
+                                        AND j.key = d.key AND j.state = 'queued')",
+                    params![CHUNKER_VERSION, now],
+                )
+                .map_err(map_sqlite_error)?;
+                let n = c
+                    .execute(
+                        "UPDATE kb_documents SET status = 'pending', updated_at = ?2
+                          WHERE chunker < ?1 AND status = 'indexed'
+                            AND EXISTS (SELECT 1 FROM kb_jobs j WHERE j.bot_id = kb_documents.bot_id
+                                        AND j.key = kb_documents.key AND j.state = 'queued')",
+                        params![CHUNKER_VERSION, now],
+                    )
+                    .map_err(map_sqlite_error)?;
+                Ok(n as u64)
+            })
+            .await
     }
 
     /// Removes everything the knowledge base holds for a bot (its purge):
@@ -518,6 +563,29 @@ impl KbStore {
         chunks: Vec<Chunk>,
         progress: Option<&IndexProgress>,
     ) -> Result<bool> {
+        let heads = vec![String::new(); chunks.len()];
+        self.complete_index_with_heads(job, doc, chunks, heads, progress)
+            .await
+    }
+
+    /// [`KbStore::complete_index`] with each chunk's context head (see
+    /// [`crate::chunk::chunk_heads`]; `heads[i]` belongs to `chunks[i]`),
+    /// recording the current [`CHUNKER_VERSION`].
+    pub async fn complete_index_with_heads(
+        &self,
+        job: &Job,
+        doc: IndexedDocument,
+        chunks: Vec<Chunk>,
+        heads: Vec<String>,
+        progress: Option<&IndexProgress>,
+    ) -> Result<bool> {
+        if heads.len() != chunks.len() {
+            return Err(Error::internal(format!(
+                "{} heads for {} chunks",
+                heads.len(),
+                chunks.len()
+            )));
+        }
         let job = job.clone();
         let progress = progress.map(|p| Arc::clone(&p.done));
         self.db
@@ -531,14 +599,14 @@ impl KbStore {
                 delete_doc_chunks(c, bot, &job.key)?;
                 c.execute(
                     "INSERT INTO kb_documents (bot_id, key, version, content_sha256, content_type, fingerprint,
-                        status, chunks, error, error_code, embedder, meta, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, ?9, ?10, ?11)
+                        status, chunks, error, error_code, embedder, meta, updated_at, chunker)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, ?9, ?10, ?11, ?12)
                      ON CONFLICT (bot_id, key) DO UPDATE SET
                         version = excluded.version, content_sha256 = excluded.content_sha256,
                         content_type = excluded.content_type, fingerprint = excluded.fingerprint,
                         status = excluded.status, chunks = excluded.chunks, error = NULL,
                         error_code = NULL, embedder = excluded.embedder, meta = excluded.meta,
-                        updated_at = excluded.updated_at",
+                        updated_at = excluded.updated_at, chunker = excluded.chunker",
                     params![
                         bot,
                         job.key,
@@ -550,7 +618,8 @@ impl KbStore {
                         chunks.len() as i64,
                         doc.embedder,
                         doc.meta.to_string(),
-                        now
+                        now,
+                        CHUNKER_VERSION
                     ],
                 )
                 .map_err(map_sqlite_error)?;
@@ -558,27 +627,28 @@ impl KbStore {
                     let fts = ensure_fts(c, bot)?;
                     let mut ins = c
                         .prepare_cached(
-                            "INSERT INTO kb_chunks (bot_id, key, version, chunk, start, text)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                            "INSERT INTO kb_chunks (bot_id, key, version, chunk, start, text, head)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                         )
                         .map_err(map_sqlite_error)?;
                     let mut ins_fts = c
                         .prepare_cached(&format!(
-                            "INSERT INTO \"{fts}\" (rowid, text) VALUES (?1, ?2)"
+                            "INSERT INTO \"{fts}\" (rowid, text, head) VALUES (?1, ?2, ?3)"
                         ))
                         .map_err(map_sqlite_error)?;
-                    for ch in &chunks {
+                    for (ch, head) in chunks.iter().zip(&heads) {
                         ins.execute(params![
                             bot,
                             job.key,
                             doc.version,
                             ch.index as i64,
                             ch.start as i64,
-                            ch.text
+                            ch.text,
+                            head
                         ])
                         .map_err(map_sqlite_error)?;
                         ins_fts
-                            .execute(params![c.last_insert_rowid(), ch.text])
+                            .execute(params![c.last_insert_rowid(), ch.text, head])
                             .map_err(map_sqlite_error)?;
                         if let Some(p) = &progress {
                             p.fetch_add(1, Ordering::Relaxed);
@@ -814,7 +884,21 @@ impl KbStore {
         k: usize,
         filter: &KbFilter,
     ) -> Result<Vec<ChunkHit>> {
-        let Some(fts_query) = fts_query(query) else {
+        self.keyword_search_with(bot, query, k, filter, KeywordParams::default())
+            .await
+    }
+
+    /// [`KbStore::keyword_search`] with explicit [`KeywordParams`] (the
+    /// retrieval evaluation compares them).
+    pub async fn keyword_search_with(
+        &self,
+        bot: &BotId,
+        query: &str,
+        k: usize,
+        filter: &KbFilter,
+        params: KeywordParams,
+    ) -> Result<Vec<ChunkHit>> {
+        let Some(fts_query) = fts_query_with(query, params.drop_stopwords) else {
             return Ok(Vec::new());
         };
         let prefix = filter.key_prefix.clone().unwrap_or_default();
@@ -825,6 +909,7 @@ impl KbStore {
             k
         };
         let (bot, filter) = (bot.as_str().to_owned(), filter.clone());
+        let params = params.clamped();
         self.db
             .read(move |c| {
                 // The bot's own index: only its chunks are ranked, and the BM25
@@ -835,14 +920,14 @@ impl KbStore {
                 }
                 let mut st = c
                     .prepare_cached(&format!(
-                    "SELECT ch.key, ch.version, ch.chunk, ch.text, -bm25(\"{fts}\") AS score, d.meta
+                    "SELECT ch.key, ch.version, ch.chunk, ch.text, -bm25(\"{fts}\", 1.0, ?7) AS score, d.meta
                      FROM \"{fts}\"
                      JOIN kb_chunks ch ON ch.id = \"{fts}\".rowid
                      JOIN kb_documents d ON d.bot_id = ch.bot_id AND d.key = ch.key
                      WHERE \"{fts}\" MATCH ?1 AND ch.bot_id = ?2
                        AND substr(ch.key, 1, ?3) = ?4
                        AND (?5 IS NULL OR d.content_type = ?5)
-                     ORDER BY bm25(\"{fts}\") LIMIT ?6"
+                     ORDER BY bm25(\"{fts}\", 1.0, ?7) LIMIT ?6"
                 ))
                     .map_err(map_sqlite_error)?;
                 let rows = st
@@ -853,7 +938,8 @@ impl KbStore {
                             prefix.chars().count() as i64,
                             prefix,
                             filter.content_type,
-                            fetch as i64
+                            fetch as i64,
+                            params.head_weight
                         ],
                         |r| {
                             Ok((
@@ -953,14 +1039,33 @@ fn table_exists(c: &Connection, name: &str) -> Result<bool> {
         .map_err(map_sqlite_error)
 }
 
+/// Whether the bot's FTS5 table exists with today's columns (`text`,
+/// `head`).
+fn fts_is_current(c: &Connection, name: &str) -> Result<bool> {
+    let sql: Option<String> = c
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(map_sqlite_error)?;
+    Ok(sql.is_some_and(|s| {
+        s.split(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
+            .any(|w| w == "head")
+    }))
+}
+
 /// The bot's FTS5 table, created if missing: contentless (the text lives
 /// once, in kb_chunks; rowid = kb_chunks.id), rows deletable, the same
-/// tokenizer as before (Unicode words, diacritics folded).
+/// tokenizer as before (Unicode words, diacritics folded); two columns, the
+/// chunk's `text` and its context `head`, which BM25 weighs apart
+/// ([`KeywordParams::head_weight`]).
 fn ensure_fts(c: &Connection, bot: &str) -> Result<String> {
     let t = fts_table(bot);
     c.execute_batch(&format!(
         "CREATE VIRTUAL TABLE IF NOT EXISTS \"{t}\" USING fts5(
-            text, content = '', contentless_delete = 1,
+            text, head, content = '', contentless_delete = 1,
             tokenize = 'unicode61 remove_diacritics 2')"
     ))
     .map_err(map_sqlite_error)?;
@@ -1025,9 +1130,32 @@ fn delete_job(c: &Connection, id: i64) -> Result<()> {
 /// A safe FTS5 query: the words of `q` (letters, digits, `_`), each quoted,
 /// joined by OR; `None` when there are none.
 pub fn fts_query(q: &str) -> Option<String> {
-    let terms: Vec<String> = q
+    fts_query_with(q, false)
+}
+
+/// English function words a question is made of ("how do I ... with
+/// the ..."): [`fts_query_with`] leaves them out when asked to.
+const STOPWORDS: &[&str] = &[
+    "a", "about", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from",
+    "how", "i", "in", "into", "is", "it", "its", "me", "my", "of", "on", "or", "so", "that", "the",
+    "their", "them", "then", "there", "these", "this", "to", "was", "what", "when", "where",
+    "which", "while", "who", "why", "will", "with", "without", "you", "your",
+];
+
+/// [`fts_query`], leaving out [`STOPWORDS`] when `drop_stopwords` (unless
+/// the query has nothing else) and repeated words.
+pub fn fts_query_with(q: &str, drop_stopwords: bool) -> Option<String> {
+    let words: Vec<&str> = q
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .filter(|t| !t.is_empty())
+        .collect();
+    let is_stop = |w: &str| STOPWORDS.contains(&w.to_lowercase().as_str());
+    let keep_all = !drop_stopwords || words.iter().all(|w| is_stop(w));
+    let mut seen = std::collections::HashSet::new();
+    let terms: Vec<String> = words
+        .into_iter()
+        .filter(|w| keep_all || !is_stop(w))
+        .filter(|w| seen.insert(w.to_lowercase()))
         .take(64)
         .map(|t| format!("\"{t}\""))
         .collect();
@@ -1035,6 +1163,42 @@ pub fn fts_query(q: &str) -> Option<String> {
         None
     } else {
         Some(terms.join(" OR "))
+    }
+}
+
+/// How keyword search ranks.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeywordParams {
+    /// BM25 weight of a chunk's context head (its document's path, title
+    /// and section headings) against its text (1).
+    pub head_weight: f64,
+    /// Leave English function words out of the query ([`STOPWORDS`]).
+    pub drop_stopwords: bool,
+}
+
+impl KeywordParams {
+    /// The weight of the head when none is asked for. Chosen on the dev
+    /// halves of the labelled evaluations (`bench/results/retrieval.md`).
+    pub const DEFAULT_HEAD_WEIGHT: f64 = 2.0;
+
+    fn clamped(self) -> Self {
+        KeywordParams {
+            head_weight: if self.head_weight.is_finite() {
+                self.head_weight.clamp(0.0, 100.0)
+            } else {
+                Self::DEFAULT_HEAD_WEIGHT
+            },
+            ..self
+        }
+    }
+}
+
+impl Default for KeywordParams {
+    fn default() -> Self {
+        KeywordParams {
+            head_weight: Self::DEFAULT_HEAD_WEIGHT,
+            drop_stopwords: true,
+        }
     }
 }
 
@@ -1049,6 +1213,22 @@ mod tests {
         assert_eq!(
             fts_query("rust AND \"db\" NEAR(x)").as_deref(),
             Some("\"rust\" OR \"AND\" OR \"db\" OR \"NEAR\" OR \"x\"")
+        );
+    }
+
+    #[test]
+    fn stopwords_go_unless_nothing_else_is_left() {
+        assert_eq!(
+            fts_query_with("How do I copy a directory tree?", true).as_deref(),
+            Some("\"copy\" OR \"directory\" OR \"tree\"")
+        );
+        assert_eq!(
+            fts_query_with("to be or to be", true).as_deref(),
+            Some("\"to\" OR \"be\" OR \"or\"")
+        );
+        assert_eq!(
+            fts_query_with("The the THE", false).as_deref(),
+            Some("\"The\"")
         );
     }
 }

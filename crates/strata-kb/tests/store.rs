@@ -271,3 +271,86 @@ async fn retries_are_bounded_and_interrupted_jobs_resume() {
         ("failed", Some("invalid_document"))
     );
 }
+
+/// A knowledge base indexed before contextual chunk headers (chunker 1: no
+/// heads, a one-column FTS table) is brought up to date at start: the
+/// keyword table gets its `head` column at once (old chunks keep serving
+/// searches) and every indexed document is queued again; re-indexing it
+/// records the current chunker, and the next start queues nothing.
+#[tokio::test]
+async fn documents_from_an_older_chunker_are_requeued_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = SqliteDatabase::open(&dir.path().join("s.db"), &SqliteOptions::default())
+        .await
+        .expect("open");
+    let records = SqliteRecords::new(db.clone());
+    let bot = BotId::parse("acme").expect("bot");
+    records.create_bot(&bot, "Acme").await.expect("create bot");
+    let store = KbStore::new(db.clone());
+    let key = "acme.gbai/acme.gbkb/policy.md";
+    let text = "Customers may return goods within thirty days.";
+    index(&store, &bot, key, 1, "fp1", text).await;
+    // What the old code path left: chunker 1, no heads, a keyword table
+    // with the text column only.
+    let fts = strata_kb::store::fts_table(bot.as_str());
+    let old = fts.clone();
+    db.write(move |c| {
+        c.execute_batch(&format!(
+            "UPDATE kb_documents SET chunker = 1;
+             UPDATE kb_chunks SET head = '';
+             DROP TABLE \"{old}\";
+             CREATE VIRTUAL TABLE \"{old}\" USING fts5(text, content = '', contentless_delete = 1,
+                 tokenize = 'unicode61 remove_diacritics 2');
+             INSERT INTO \"{old}\" (rowid, text) SELECT id, text FROM kb_chunks;"
+        ))
+        .map_err(strata_records::sqlite::map_sqlite_error)
+    })
+    .await
+    .expect("downgrade");
+    let found = |store: KbStore, bot: BotId, q: &'static str| async move {
+        store
+            .keyword_search(&bot, q, 5, &KbFilter::default())
+            .await
+            .expect("search")
+            .len()
+    };
+    assert_eq!(found(store.clone(), bot.clone(), "goods").await, 1);
+
+    // Start: the keyword table is rebuilt with its head column, the
+    // document queued again, its old chunks still found meanwhile.
+    assert_eq!(store.prepare().await.expect("prepare"), 1);
+    let docs = store.documents(&bot, "", None, 10).await.expect("docs");
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0].status, "pending");
+    assert_eq!(found(store.clone(), bot.clone(), "goods").await, 1);
+    // A second start before the worker ran queues nothing more.
+    assert_eq!(store.requeue_outdated().await.expect("requeue"), 0);
+
+    // The worker re-indexes it with heads.
+    let job = store.claim(60_000).await.expect("claim").expect("a job");
+    assert_eq!(job.key, key);
+    assert!(store.claim(60_000).await.expect("claim").is_none());
+    let chunks = chunk_text(text, DocKind::Markdown, Chunking::default()).expect("chunks");
+    let heads = strata_kb::chunk_heads("policy.md", text, DocKind::Markdown, &chunks);
+    assert_eq!(heads, ["policy.md"]);
+    assert!(store
+        .complete_index_with_heads(&job, doc(1, "fp2", key), chunks, heads, None)
+        .await
+        .expect("complete"));
+    let docs = store.documents(&bot, "", None, 10).await.expect("docs");
+    assert_eq!(docs[0].status, "indexed");
+    // The head is indexed: the file's name finds the chunk.
+    assert_eq!(found(store.clone(), bot.clone(), "policy").await, 1);
+    assert_eq!(found(store.clone(), bot.clone(), "goods").await, 1);
+    // Current everywhere: the next start neither rebuilds nor queues.
+    assert_eq!(store.prepare().await.expect("prepare"), 0);
+    assert!(store.claim(60_000).await.expect("claim").is_none());
+    let chunker: i64 = db
+        .read(|c| {
+            c.query_row("SELECT chunker FROM kb_documents", [], |r| r.get(0))
+                .map_err(strata_records::sqlite::map_sqlite_error)
+        })
+        .await
+        .expect("chunker");
+    assert_eq!(chunker, strata_kb::CHUNKER_VERSION);
+}

@@ -9,7 +9,8 @@
 use serde_json::Value;
 
 pub use strata_kb::{
-    kb_prefix, DocumentRow, Fusion, KbFilter, KnowledgeBase, SearchHit, SearchMode, SearchQuery,
+    kb_prefix, DocumentRow, Fusion, KbFilter, KeywordParams, KnowledgeBase, SearchHit, SearchMode,
+    SearchQuery,
 };
 
 use strata_core::filter::Filter;

@@ -137,6 +137,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0007_hardening",
         sql: include_str!("../../migrations/0007_hardening.sql"),
     },
+    Migration {
+        version: 8,
+        name: "0008_kb_context",
+        sql: include_str!("../../migrations/0008_kb_context.sql"),
+    },
 ];
 
 /// The hex SHA-256 of a migration's SQL, as recorded in `schema_migrations`.
