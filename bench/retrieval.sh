@@ -9,6 +9,7 @@
 #
 #   bash bench/retrieval.sh                       # default + chunking variants
 #   RETRIEVAL_VARIANTS=0 bash bench/retrieval.sh  # the default run only
+#   RETRIEVAL_DUMP_OUT=F bash bench/retrieval.sh  # also keep the dumped lists in F
 #
 # Runs the same test CI runs (which holds hybrid's defaults to at least the
 # better of keyword and dense on the test halves), with STRATA_EVAL_REPORT
@@ -64,6 +65,10 @@ bench_monitor_stop
 if [[ ! -f "$WORK_DIR/report.json" || ! -f "$WORK_DIR/dump.json" ]]; then
     echo "!!! the evaluation wrote no figures; nothing written to bench/results" >&2
     exit 1
+fi
+if [[ -n "${RETRIEVAL_DUMP_OUT:-}" ]]; then
+    cp "$WORK_DIR/dump.json" "$RETRIEVAL_DUMP_OUT"
+    echo "==> kept the dumped lists in $RETRIEVAL_DUMP_OUT" >&2
 fi
 python3 "$ROOT/bench/retrieval_report.py" --report "$WORK_DIR/report.json" --dump "$WORK_DIR/dump.json" \
     --md "$OUT_DIR/retrieval.md" --json "$OUT_DIR/retrieval.json" \
