@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::embedder::{FakeEmbedder, Mode};
+use common::embedder::{FakeEmbedder, Mode, REFUSED_WORD};
 use common::{Server, ADMIN_KEY};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -646,6 +646,102 @@ async fn a_nonsense_embedder_never_stops_indexing() {
     .await;
     let ready = s.get_ok("/ready", &key).await;
     assert!(ready["workers"]["kb"]["last_error"].is_null(), "{ready}");
+}
+
+/// An embedder that refuses one text (400, as an endpoint refuses a text
+/// over its limit or its content filter) fails only the document that
+/// holds it, even when the refused call mixed chunks of several documents:
+/// the others are indexed with their vectors and nothing of theirs is
+/// deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_text_fails_only_its_own_document() {
+    // Nonsense first, so that every document waits; then answers that take
+    // 300 ms each, so that the worker prepares documents meanwhile and its
+    // calls mix their chunks.
+    let emb = FakeEmbedder::start(Mode::Nonsense).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let embedder = format!("openai:{}", emb.url);
+    let env = [
+        ("STRATA_EMBEDDER", embedder.as_str()),
+        ("STRATA_EMBEDDER_DIMENSION", "16"),
+    ];
+    let s = Server::start_with(dir.path(), &env).await;
+    let key = s.bot_with_key("ref", "admin").await;
+    let docs = [
+        ("a.md", "Opening hours are nine to five.".to_owned()),
+        (
+            "b.md",
+            format!("Parking is behind the {REFUSED_WORD} building."),
+        ),
+        ("c.md", "Refunds take fourteen days.".to_owned()),
+        ("d.md", "The cafeteria serves lunch at noon.".to_owned()),
+        ("e.md", "Lost badges are replaced at reception.".to_owned()),
+        ("f.md", "Visitors sign in at the front desk.".to_owned()),
+        (
+            "g.md",
+            format!("Printers jam when {REFUSED_WORD} paper is used."),
+        ),
+        ("h.md", "The library closes at eight on Fridays.".to_owned()),
+    ];
+    for (name, body) in &docs {
+        let (st, _) = put_file(&s, "ref", &format!("ref.gbai/ref.gbkb/{name}"), &key, body).await;
+        assert_eq!(st, 201);
+    }
+    wait_for(
+        Duration::from_secs(60),
+        "the embedder to be asked",
+        || async { (emb.calls() >= 2).then_some(()) },
+    )
+    .await;
+    emb.set_mode(Mode::Delayed);
+    let list = wait_for(
+        Duration::from_secs(120),
+        "every document to be indexed or failed",
+        || async {
+            let list = s.get_ok("/v1/bots/ref/kb/documents", &key).await;
+            let done = list["documents"].as_array().is_some_and(|d| {
+                d.len() == docs.len()
+                    && d.iter()
+                        .all(|d| d["status"] == "indexed" || d["status"] == "failed")
+            });
+            done.then_some(list)
+        },
+    )
+    .await;
+    let (refused, mixed) = emb.refusals();
+    assert!(refused >= 1, "the refused text reached the embedder");
+    assert!(
+        mixed >= 1,
+        "a refused call carried other documents' chunks too ({refused} refused calls)"
+    );
+    for d in list["documents"].as_array().into_iter().flatten() {
+        let path = d["key"].as_str().unwrap_or_default();
+        if path.ends_with("b.md") || path.ends_with("g.md") {
+            assert_eq!(d["status"], "failed", "{d}");
+        } else {
+            assert_eq!(d["status"], "indexed", "{d}");
+            assert!(d["chunks"].as_u64() >= Some(1), "{d}");
+        }
+    }
+    for (query, name) in [
+        ("opening hours", "a.md"),
+        ("refunds days", "c.md"),
+        ("lunch noon cafeteria", "d.md"),
+    ] {
+        let hits = s
+            .post_ok(
+                "/v1/bots/ref/kb/search",
+                &key,
+                json!({"query": query, "mode": "dense", "k": 1}),
+            )
+            .await;
+        assert!(
+            hits["results"][0]["document"]
+                .as_str()
+                .is_some_and(|d| d.ends_with(name)),
+            "dense search finds {name}: {hits}"
+        );
+    }
 }
 
 /// Runs `cmd` and says whether it succeeded.

@@ -618,7 +618,8 @@ impl KnowledgeBase {
     }
 
     /// Writes one embedder call's vectors, document by document; an error
-    /// stops the documents it concerns (an embedder failure: all of them).
+    /// stops the documents it concerns (an embedder outage: all of them;
+    /// a refused call: the document whose chunks it refuses).
     async fn write_call(
         &self,
         queue: &mut std::collections::VecDeque<(PreparedDoc<'_>, usize)>,
@@ -636,13 +637,49 @@ impl KnowledgeBase {
                         call.len()
                     )),
                 };
-                // The embedder failed: every document waiting for it
-                // shares the failure (an outage makes them all wait, one
-                // step of the backoff for all).
-                let wait = is_embedder_outage(&e).then(|| self.next_outage_wait());
-                for (d, _) in queue.iter_mut().filter(|(d, _)| d.error.is_none()) {
+                if is_embedder_outage(&e) {
+                    // The embedder does not answer: every document waiting
+                    // for it waits, one step of the backoff for all.
+                    let wait = Some(self.next_outage_wait());
+                    for (d, _) in queue.iter_mut().filter(|(d, _)| d.error.is_none()) {
+                        d.error = Some(e.detached());
+                        d.outage_wait = wait;
+                    }
+                    return;
+                }
+                // The embedder refused this call (a text it will not take):
+                // a call that mixed documents is retried one document at a
+                // time, so that only the document it refuses fails.
+                let mut docs: Vec<i64> = call.iter().map(|(seq, _)| *seq).collect();
+                docs.dedup();
+                if docs.len() > 1 {
+                    for seq in docs {
+                        let part: Vec<ChunkRef> =
+                            call.iter().copied().filter(|(s, _)| *s == seq).collect();
+                        let Some((doc, _)) = queue.iter().find(|(d, _)| d.job.id == seq) else {
+                            continue;
+                        };
+                        if doc.error.is_some() {
+                            continue;
+                        }
+                        let texts: Vec<String> = part
+                            .iter()
+                            .filter_map(|(_, i)| {
+                                let chunk = doc.chunks.get(*i)?;
+                                let head = doc.heads.get(*i).map_or("", String::as_str);
+                                Some(embedding_text(head, &chunk.text))
+                            })
+                            .collect();
+                        let result = self.embed_owned(texts, "index").await;
+                        Box::pin(self.write_call(queue, part, result)).await;
+                    }
+                    return;
+                }
+                for (d, _) in queue
+                    .iter_mut()
+                    .filter(|(d, _)| d.error.is_none() && docs.contains(&d.job.id))
+                {
                     d.error = Some(e.detached());
-                    d.outage_wait = wait;
                 }
                 return;
             }

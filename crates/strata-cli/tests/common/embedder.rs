@@ -29,6 +29,9 @@ pub enum Mode {
     RetryAfterHuge = 2,
     /// Waits 60 s before answering (a job stuck in the embedder).
     Slow = 3,
+    /// Like [`Mode::Sane`] after 300 ms: the knowledge-base worker prepares
+    /// the next documents meanwhile, so its next call mixes their chunks.
+    Delayed = 4,
 }
 
 #[derive(Debug, Default)]
@@ -37,7 +40,14 @@ struct Shared {
     calls: AtomicU64,
     huge_calls: AtomicU64,
     turn: AtomicU64,
+    refused: AtomicU64,
+    mixed_refused: AtomicU64,
 }
+
+/// A text holding this word is refused with 400 (as an endpoint refuses a
+/// text over its length limit or its content filter) while the endpoint is
+/// [`Mode::Sane`] or [`Mode::Delayed`].
+pub const REFUSED_WORD: &str = "REFUSEME";
 
 /// A running endpoint; stops when dropped.
 #[derive(Debug)]
@@ -176,7 +186,23 @@ async fn handle(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> R
     let texts = serde_json::from_slice::<serde_json::Value>(&body)
         .map(|v| inputs(&v))
         .unwrap_or_default();
-    match shared.mode.load(Ordering::SeqCst) {
+    let mut mode = shared.mode.load(Ordering::SeqCst);
+    if mode == Mode::Delayed as u8 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        mode = Mode::Sane as u8;
+    }
+    match mode {
+        0 if texts.iter().any(|t| t.contains(REFUSED_WORD)) => {
+            shared.refused.fetch_add(1, Ordering::SeqCst);
+            if texts.iter().any(|t| !t.contains(REFUSED_WORD)) {
+                shared.mixed_refused.fetch_add(1, Ordering::SeqCst);
+            }
+            reply(
+                StatusCode::BAD_REQUEST,
+                &[("content-type", "application/json")],
+                r#"{"error": {"message": "input rejected", "type": "invalid_request_error"}}"#,
+            )
+        }
         0 => sane(&texts),
         2 => {
             shared.huge_calls.fetch_add(1, Ordering::SeqCst);
@@ -229,6 +255,15 @@ impl FakeEmbedder {
     /// Requests received so far.
     pub fn calls(&self) -> u64 {
         self.shared.calls.load(Ordering::SeqCst)
+    }
+
+    /// Requests refused for a text with [`REFUSED_WORD`], and of those the
+    /// ones that also carried other texts.
+    pub fn refusals(&self) -> (u64, u64) {
+        (
+            self.shared.refused.load(Ordering::SeqCst),
+            self.shared.mixed_refused.load(Ordering::SeqCst),
+        )
     }
 
     /// Requests answered with `Retry-After: 1e30`.
