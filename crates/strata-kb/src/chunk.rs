@@ -131,7 +131,7 @@ pub fn chunk_heads(rel_path: &str, text: &str, kind: DocKind, chunks: &[Chunk]) 
                 let level = line.bytes().take_while(|b| *b == b'#').count();
                 let rest = &line[level..];
                 if level <= 6 && (rest.starts_with(' ') || rest.trim().is_empty()) {
-                    let title = rest.trim().trim_end_matches('#').trim();
+                    let title = clip(rest.trim().trim_end_matches('#').trim(), MAX_HEADING_BYTES);
                     if !title.is_empty() {
                         headings.push((offset, level, title));
                     }
@@ -161,9 +161,28 @@ pub fn chunk_heads(rel_path: &str, text: &str, kind: DocKind, chunks: &[Chunk]) 
             let mut parts: Vec<&str> = vec![rel_path];
             parts.extend(title);
             parts.extend(stack.iter().filter(|(l, _)| *l > 1).map(|(_, h)| *h));
-            parts.join(" > ")
+            let head = parts.join(" > ");
+            clip(&head, MAX_HEAD_BYTES).to_owned()
         })
         .collect()
+}
+
+/// Longest heading carried into a chunk's head, in bytes: a stored
+/// document's `# ` line may be megabytes long, and every chunk repeats it.
+pub const MAX_HEADING_BYTES: usize = 200;
+/// Longest context head of a chunk, in bytes (path and headings together).
+pub const MAX_HEAD_BYTES: usize = 512;
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// What is embedded for a chunk: its head, a blank line, its text.
@@ -220,5 +239,37 @@ mod tests {
         );
         assert_eq!(embedding_text("", "t"), "t");
         assert_eq!(embedding_text("h", "t"), "h\n\nt");
+    }
+
+    #[test]
+    fn heads_stay_bounded_whatever_the_headings() {
+        // A megabyte-long title of multi-byte letters and a long section
+        // heading: each chunk's head stays within MAX_HEAD_BYTES, cut at a
+        // character boundary, and still starts with the path.
+        let title = "é".repeat(500_000);
+        let text = format!(
+            "# {title}
+
+## {}
+
+body
+",
+            "x".repeat(1000)
+        );
+        let chunks: Vec<Chunk> = (0..3)
+            .map(|index| Chunk {
+                index,
+                start: text.len() - 5,
+                text: "body".into(),
+            })
+            .collect();
+        let heads = chunk_heads("docs/big.md", &text, DocKind::Markdown, &chunks);
+        assert_eq!(heads.len(), 3);
+        for h in &heads {
+            assert!(h.len() <= MAX_HEAD_BYTES, "head of {} bytes", h.len());
+            assert!(h.starts_with("docs/big.md > éé"), "{h}");
+        }
+        assert_eq!(clip("aé", 2), "a");
+        assert_eq!(clip("abc", 5), "abc");
     }
 }
