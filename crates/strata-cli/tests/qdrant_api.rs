@@ -689,6 +689,80 @@ async fn qdrant_api_end_to_end() {
     assert_eq!(st, 400, "{v}");
     assert!(error_of(&v).contains("other"), "{v}");
 
+    // Replacing the bot's settings through the main API keeps the vector
+    // name; dropping the collection there forgets it.
+    let res = s
+        .req(Method::PUT, "/v1/bots/qa/config", Some(&admin))
+        .json(&json!({"greeting": "hello"}))
+        .send()
+        .await
+        .expect("put config");
+    assert_eq!(res.status(), 200);
+    let r = q
+        .ok(
+            Method::POST,
+            "/collections/named/points/query",
+            &reader,
+            Some(json!({"query": [0.0, 2.0, 0.0], "using": "dense", "limit": 1})),
+        )
+        .await;
+    assert_eq!(r["points"][0]["id"], 2, "{r}");
+    let config = s.get_ok("/v1/bots/qa/config", &admin).await;
+    assert_eq!(config["greeting"], "hello", "{config}");
+    let res = s
+        .req(
+            Method::DELETE,
+            "/v1/bots/qa/collections/named",
+            Some(&admin),
+        )
+        .send()
+        .await
+        .expect("drop");
+    assert!(res.status().is_success(), "{}", res.status());
+    let config = s.get_ok("/v1/bots/qa/config", &admin).await;
+    assert!(
+        config
+            .as_object()
+            .is_some_and(|c| c.keys().all(|k| !k.starts_with("qdrant."))),
+        "{config}"
+    );
+    q.ok(
+        Method::PUT,
+        "/collections/named",
+        &admin,
+        Some(json!({"vectors": {"dense": {"size": 3, "distance": "Dot"}}})),
+    )
+    .await;
+
+    // Bounds: a query without `query` pages at most 10,000 points, a
+    // batch holds at most 100 searches, a retrieve at most 10,000 ids.
+    for (path, body) in [
+        (
+            "/collections/docs/points/query",
+            json!({"limit": 1_000_000_000_000u64, "offset": 5}),
+        ),
+        (
+            "/collections/docs/points/query",
+            json!({"limit": 10, "offset": u64::MAX}),
+        ),
+        (
+            "/collections/docs/points/query/batch",
+            json!({"searches": vec![json!({"query": vec![0.1; DIM], "limit": 1}); 101]}),
+        ),
+        (
+            "/collections/docs/points/search/batch",
+            json!({"searches": vec![json!({"vector": vec![0.1; DIM], "limit": 1}); 101]}),
+        ),
+        (
+            "/collections/docs/points",
+            json!({"ids": (0..10_001).collect::<Vec<u64>>()}),
+        ),
+    ] {
+        let (st, v) = q.call(Method::POST, path, Some(&reader), Some(body)).await;
+        assert_eq!(st, 400, "{path}: {v}");
+        assert!(error_of(&v).contains("at most"), "{path}: {v}");
+    }
+
     // Errors: malformed JSON, unknown collection, an empty body.
     let res = s
         .http

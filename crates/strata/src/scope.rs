@@ -595,6 +595,15 @@ impl BotScope {
         for name in config.keys() {
             Self::check_setting_name(name)?;
         }
+        // The collections' vector names are kept unless the new settings
+        // name them: they describe collections, and a collection whose
+        // name was lost would refuse every request that uses it.
+        let mut config = config;
+        for (name, value) in self.records().get_config(&self.bot).await? {
+            if name.starts_with(crate::vectors::VECTOR_NAME_SETTING) {
+                config.entry(name).or_insert(value);
+            }
+        }
         self.records().replace_config(&self.bot, &config).await?;
         self.strata.forget_limits(&self.bot);
         self.audit(

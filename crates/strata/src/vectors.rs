@@ -30,6 +30,13 @@ use crate::scope::{ttl_from_seconds, BotScope};
 
 /// Most searches in one batch.
 pub const MAX_SEARCH_BATCH: usize = 100;
+/// Prefix of the bot setting that keeps the name of a collection's one
+/// vector when the Qdrant-compatible API created it with a name
+/// (`{"vectors": {"dense": {…}}}`), followed by the collection's name.
+/// Replacing a bot's whole configuration keeps these settings (they
+/// describe collections, not the bot), and dropping a collection removes
+/// its own.
+pub const VECTOR_NAME_SETTING: &str = "qdrant.vector_name.";
 /// Points per upsert while importing.
 pub const IMPORT_BATCH: usize = 500;
 /// Points per page while exporting.
@@ -455,6 +462,16 @@ impl BotScope {
         self.need(Role::Admin)?;
         validate_collection_name(name)?;
         self.vectors().drop_collection(self.bot_id(), name).await?;
+        // A later collection of the same name starts without the old one's
+        // vector name, whichever API drops it.
+        match self
+            .records()
+            .delete_config_value(self.bot_id(), &format!("{VECTOR_NAME_SETTING}{name}"))
+            .await
+        {
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         self.audit("collection.drop", name, Value::Null).await;
         Ok(())
     }

@@ -22,9 +22,7 @@ use super::ids::{parse_id, parse_ids, parse_path_id, OutId};
 use super::{ok, wait_requested, QBody, QError, QScope};
 use crate::AppState;
 
-/// The bot setting that keeps the name of a collection's one vector when
-/// it was created with a name (`{"vectors": {"dense": {…}}}`).
-pub const VECTOR_NAME_SETTING: &str = "qdrant.vector_name.";
+pub use strata::vectors::VECTOR_NAME_SETTING;
 
 /// Operation ids of update results: increasing within the process.
 static OPERATION: AtomicU64 = AtomicU64::new(0);
@@ -432,15 +430,7 @@ pub async fn delete_collection(
         }
         Err(e) => return Err(QError::from_strata(e, &c)),
     };
-    if existed {
-        match scope
-            .delete_config_value(&format!("{VECTOR_NAME_SETTING}{c}"))
-            .await
-        {
-            Err(e) if e.kind() != ErrorKind::NotFound => return Err(QError::from_strata(e, &c)),
-            _ => {}
-        }
-    }
+    // Dropping the collection forgot its vector name too.
     Ok(ok(t, existed))
 }
 
@@ -916,6 +906,12 @@ pub async fn retrieve(
         return Err(QError::unsupported("shard keys"));
     }
     let ids = parse_ids(&b.ids)?;
+    if ids.len() > MAX_SCROLL {
+        return Err(QError::wrong_input(format!(
+            "a retrieve names at most {MAX_SCROLL} ids, got {}",
+            ids.len()
+        )));
+    }
     let payload = payload_sel(b.with_payload.as_ref(), true)?;
     let vsel = vector_sel(b.with_vector.as_ref(), false)?;
     let vectors = vector_out(&scope, &c, &vsel).await?;
@@ -1066,8 +1062,16 @@ async fn run_query(scope: &BotScope, c: &str, b: QueryBody) -> Result<Vec<OutPoi
             p.vector.unwrap_or_default()
         }
         Nearest::None => {
+            // A query without `query` pages through the points in id
+            // order: bounded like a scroll page.
+            let end = offset.saturating_add(limit);
+            if end > MAX_SCROLL {
+                return Err(QError::wrong_input(format!(
+                    "limit + offset is at most {MAX_SCROLL} without a query, got {end}"
+                )));
+            }
             let vectors = vector_out(scope, c, &vsel).await?;
-            let points = scroll_points(scope, c, filter, None, offset + limit, vsel.is_some())
+            let points = scroll_points(scope, c, filter, None, end, vsel.is_some())
                 .await?
                 .0;
             return Ok(points
@@ -1178,6 +1182,7 @@ pub async fn query_batch(
 ) -> Result<Response, QError> {
     let t = Instant::now();
     let b: BatchOf<QueryBody> = body.parse()?;
+    check_batch_len(b.searches.len())?;
     let mut out = Vec::with_capacity(b.searches.len());
     for q in b.searches {
         out.push(json!({ "points": run_query(&scope, &c, q).await? }));
@@ -1253,6 +1258,7 @@ pub async fn search_batch(
 ) -> Result<Response, QError> {
     let t = Instant::now();
     let b: BatchOf<SearchBody> = body.parse()?;
+    check_batch_len(b.searches.len())?;
     let mut out = Vec::with_capacity(b.searches.len());
     for s in b.searches {
         out.push(run_search(&scope, &c, s).await?);
@@ -1277,7 +1283,10 @@ async fn scroll_points(
     let mut from = from;
     let mut after: Option<PointId> = None;
     loop {
-        let want = (limit + 1 - out.len()).min(page_max);
+        let want = limit
+            .saturating_add(1)
+            .saturating_sub(out.len())
+            .min(page_max);
         let page = scope
             .scroll_points(
                 c,
@@ -1316,8 +1325,20 @@ struct ScrollBody {
     shard_key: Option<Value>,
 }
 
-/// Most points of one scroll page.
+/// Most points of one scroll page (and of one retrieve, and of a query
+/// without `query`).
 const MAX_SCROLL: usize = 10_000;
+
+/// A batch of searches holds at most as many as the native batch search.
+fn check_batch_len(n: usize) -> Result<(), QError> {
+    if n > strata::vectors::MAX_SEARCH_BATCH {
+        return Err(QError::wrong_input(format!(
+            "a batch holds at most {} searches, got {n}",
+            strata::vectors::MAX_SEARCH_BATCH
+        )));
+    }
+    Ok(())
+}
 
 pub async fn scroll(
     QScope(scope): QScope,
