@@ -78,6 +78,13 @@ def grid(default):
         g.append(("rrf", k))
     for w in range(1, 10):
         g.append(("weighted", w / 10))
+    # Study variants that fusion.rs does not offer: other normalisations of
+    # the weighted sum, and RRF with a weight per list.
+    for w in (0.4, 0.5, 0.6, 0.7):
+        g.append(("z", w))
+        g.append(("dbsf", w))
+        for k in (5, 10, 30):
+            g.append(("wrrf", w, k))
     if default not in g:
         sys.exit(f"the default {default} is not in the grid")
     return [default] + [v for v in g if v != default]
@@ -88,6 +95,12 @@ def name(v):
         return f"adaptive p={v[1]} r={v[2]}"
     if v[0] == "rrf":
         return f"rrf k={v[1]}"
+    if v[0] == "z":
+        return f"z-score weighted {v[1]:.1f}"
+    if v[0] == "dbsf":
+        return f"dbsf weighted {v[1]:.1f}"
+    if v[0] == "wrrf":
+        return f"rrf k={v[2]} dense weight {v[1]:.1f}"
     return f"weighted {v[1]:.1f}"
 
 
@@ -119,7 +132,30 @@ def confidence(lst, rank):
     return min(max((first - nth) / first, 0.0), 1.0)
 
 
-def fuse(kw, de, v):
+def zscore(lst):
+    """Scores as z-scores over the list (a study variant, not in fusion.rs)."""
+    if not lst:
+        return []
+    xs = [s for _, s in lst]
+    m = sum(xs) / len(xs)
+    sd = (sum((x - m) ** 2 for x in xs) / len(xs)) ** 0.5 or 1.0
+    return [(i, (s - m) / sd) for i, s in lst]
+
+
+def dbsf(lst):
+    """Distribution-based score fusion's normalisation: mean ± 3 standard
+    deviations mapped to 0..1 (a study variant, not in fusion.rs)."""
+    if not lst:
+        return []
+    xs = [s for _, s in lst]
+    m = sum(xs) / len(xs)
+    sd = (sum((x - m) ** 2 for x in xs) / len(xs)) ** 0.5 or 1.0
+    lo, hi = m - 3 * sd, m + 3 * sd
+    return [(i, min(max((s - lo) / (hi - lo), 0.0), 1.0)) for i, s in lst]
+
+
+def fused_scores(kw, de, v):
+    """(scores, first-seen order) of every candidate under variant `v`."""
     scores, order = {}, {}
 
     def add(i, s):
@@ -127,15 +163,18 @@ def fuse(kw, de, v):
             scores[i], order[i] = 0.0, len(order)
         scores[i] += s
 
-    if v[0] == "rrf":
-        for lst in (kw, de):
+    if v[0] in ("rrf", "wrrf"):
+        k = v[1] if v[0] == "rrf" else v[2]
+        w = 0.5 if v[0] == "rrf" else v[1]
+        for lst, wt in ((kw, 1 - w), (de, w)):
             for rank, (i, _) in enumerate(lst):
-                add(i, 1.0 / (v[1] + rank + 1.0))
-    elif v[0] == "weighted":
+                add(i, (1.0 if v[0] == "rrf" else 2 * wt) / (k + rank + 1.0))
+    elif v[0] in ("weighted", "z", "dbsf"):
+        norm = {"weighted": normalise, "z": zscore, "dbsf": dbsf}[v[0]]
         w = min(max(v[1], 0.0), 1.0)
-        for i, s in normalise(kw):
+        for i, s in norm(kw):
             add(i, (1 - w) * s)
-        for i, s in normalise(de):
+        for i, s in norm(de):
             add(i, w * s)
     else:
         _, p, r = v
@@ -145,6 +184,11 @@ def fuse(kw, de, v):
             add(i, (1 - w) * s)
         for i, s in max_normalise(de):
             add(i, w * s)
+    return scores, order
+
+
+def fuse(kw, de, v):
+    scores, order = fused_scores(kw, de, v)
     return sorted(scores, key=lambda i: (-scores[i], order[i]))
 
 
@@ -191,28 +235,8 @@ def aggregate(fused, lam, scores):
 
 def fuse_scored(kw, de, v):
     """fuse() with the fused scores (for aggregation)."""
-    order = fuse(kw, de, v)
-    # Recompute the scores the same way fuse() does.
-    scores = {}
-    if v[0] == "rrf":
-        for lst in (kw, de):
-            for rank, (i, _) in enumerate(lst):
-                scores[i] = scores.get(i, 0.0) + 1.0 / (v[1] + rank + 1.0)
-    elif v[0] == "weighted":
-        w = min(max(v[1], 0.0), 1.0)
-        for i, s in normalise(kw):
-            scores[i] = scores.get(i, 0.0) + (1 - w) * s
-        for i, s in normalise(de):
-            scores[i] = scores.get(i, 0.0) + w * s
-    else:
-        _, p, r = v
-        ck, cd = confidence(kw, r) ** p, confidence(de, r) ** p
-        w = cd / (ck + cd) if ck + cd > 1.1920929e-07 else 0.5
-        for i, s in max_normalise(kw):
-            scores[i] = scores.get(i, 0.0) + (1 - w) * s
-        for i, s in max_normalise(de):
-            scores[i] = scores.get(i, 0.0) + w * s
-    return order, scores
+    scores, order = fused_scores(kw, de, v)
+    return sorted(scores, key=lambda i: (-scores[i], order[i])), scores
 
 
 def study(dump, g, default, keyword_variants):
@@ -332,7 +356,7 @@ def main():
     keyword_variants = sorted(k for k in dump[0]["lists"] if k.startswith("keyword hw="))
     cells = study(dump, g, default, keyword_variants)
     chosen = choose(cells, g)
-    per_family = {fam: choose(cells, [v for v in g if v[0] == fam]) for fam in ("adaptive", "rrf", "weighted")}
+    per_family = {fam: choose(cells, [v for v in g if v[0] == fam]) for fam in ("adaptive", "rrf", "weighted", "z", "dbsf", "wrrf")}
     chosen_kw = choose_by_mrr(cells, [("hy", kv) for kv in keyword_variants])[1]
     chosen_lam = choose_by_mrr(cells, [("agg", lam) for lam in LAMBDAS])[1]
 
@@ -521,6 +545,14 @@ def main():
             f" — NOT the default in fusion.rs (`{name(default)}`)."
         ),
     ]
+    chosen_margin = margins(cells, "dev", (name(chosen), DEFAULT_DEPTH))[0]
+    if chosen != default and chosen_margin < 0:
+        L.append(
+            f"- **Decision: the default stays.** No variant studied reaches a dev margin ≥ 0 (the best, "
+            f"`{name(chosen)}`, is {chosen_margin:+.3f}): none is at least as good as the better single mode on "
+            "every dev half, so changing the default would trade one set's loss for another's gain. "
+            "z-score, DBSF and per-list RRF weights are studied here only (fusion.rs does not offer them)."
+        )
     for fam, v in per_family.items():
         L.append(f"- Best `{fam}` on dev by the same rule: {name(v)}")
     L += [

@@ -656,9 +656,14 @@ async fn qdrant_api_end_to_end() {
         ),
         (Method::POST, "/collections/docs/snapshots", json!({})),
     ] {
-        let (st, v) = q.call(method, path, Some(&admin), Some(body)).await;
+        let (st, v) = q
+            .call(method.clone(), path, Some(&admin), Some(body.clone()))
+            .await;
         assert_eq!(st, 400, "{path}: {v}");
         assert!(error_of(&v).contains("not supported"), "{path}: {v}");
+        // Without a key even an unsupported operation is 401 first.
+        let (st, v) = q.call(method, path, None, Some(body)).await;
+        assert_eq!(st, 401, "{path}: {v}");
     }
 
     // A collection whose vector has a name works under that name.

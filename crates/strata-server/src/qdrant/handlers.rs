@@ -490,39 +490,39 @@ pub async fn create_index(
     Ok(update_result(t, &uri))
 }
 
-pub async fn unsupported_update_collection() -> QError {
+pub async fn unsupported_update_collection(_: QScope) -> QError {
     QError::unsupported("updating a collection's parameters")
 }
 
-pub async fn unsupported_aliases() -> QError {
+pub async fn unsupported_aliases(_: QScope) -> QError {
     QError::unsupported("collection aliases")
 }
 
-pub async fn unsupported_recommend() -> QError {
+pub async fn unsupported_recommend(_: QScope) -> QError {
     QError::unsupported("recommend")
 }
 
-pub async fn unsupported_discover() -> QError {
+pub async fn unsupported_discover(_: QScope) -> QError {
     QError::unsupported("discovery")
 }
 
-pub async fn unsupported_groups() -> QError {
+pub async fn unsupported_groups(_: QScope) -> QError {
     QError::unsupported("grouped search")
 }
 
-pub async fn unsupported_vectors() -> QError {
+pub async fn unsupported_vectors(_: QScope) -> QError {
     QError::unsupported("updating or deleting named vectors")
 }
 
-pub async fn unsupported_snapshots() -> QError {
+pub async fn unsupported_snapshots(_: QScope) -> QError {
     QError::unsupported("snapshots")
 }
 
-pub async fn unsupported_shards() -> QError {
+pub async fn unsupported_shards(_: QScope) -> QError {
     QError::unsupported("shard keys")
 }
 
-pub async fn unsupported_cluster() -> QError {
+pub async fn unsupported_cluster(_: QScope) -> QError {
     QError::unsupported("cluster operations")
 }
 
