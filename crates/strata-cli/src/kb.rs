@@ -142,6 +142,10 @@ pub async fn ingest(c: &Client, bot: &str, folder: &Path, timeout: Duration) -> 
     }
     let prefix = format!("{bot}.gbai/{bot}.gbkb/");
     let quiet = c.json_output();
+    // Documents are indexed while the rest are uploaded: rates and the
+    // total time count from the start of the upload (counting from its end
+    // showed a thousand files "done" in 0.1 s as 10,000 files/s).
+    let started = Instant::now();
     let upload = if quiet {
         ProgressBar::hidden()
     } else {
@@ -192,7 +196,7 @@ pub async fn ingest(c: &Client, bot: &str, folder: &Path, timeout: Duration) -> 
         ProgressStyle::with_template("indexing {bar:30} {pos}/{len} files · {msg} · ETA {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let started = Instant::now();
+    let waiting = Instant::now();
     // Without a terminal (a log, CI) the bar draws nothing: a plain line
     // every few seconds shows the progress instead.
     let plain = !quiet && !std::io::stderr().is_terminal();
@@ -251,7 +255,7 @@ pub async fn ingest(c: &Client, bot: &str, folder: &Path, timeout: Duration) -> 
         if done as usize >= expected.len() {
             break;
         }
-        if started.elapsed() > timeout {
+        if waiting.elapsed() > timeout {
             bar.abandon();
             bail!(
                 "timed out after {} s: {done} of {} documents finished",
