@@ -898,3 +898,56 @@ async fn qdrant_upserts_survive_a_kill() {
     assert_eq!(r["points"][0]["id"], 3);
     assert!(r["points"][0]["score"].as_f64().expect("score").abs() < 1e-4);
 }
+
+/// `STRATA_QDRANT_KEYLESS_BOT`: on the Qdrant listener a request without a
+/// key acts as that bot's admin while the bot exists (its existence is
+/// remembered, so a deletion must end it at once); under `/qdrant` of the
+/// main listener a key is always required.
+#[tokio::test]
+async fn the_keyless_bot_acts_until_it_is_deleted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let s = Server::start_with(
+        dir.path(),
+        &[
+            ("STRATA_QDRANT_LISTEN", &listen),
+            ("STRATA_QDRANT_KEYLESS_BOT", "kl"),
+        ],
+    )
+    .await;
+    let base = format!("http://{listen}");
+    // The bot does not exist yet: refused.
+    let (st, v) = call_at(&s, &format!("{base}/collections"), Method::GET, None, None).await;
+    assert_eq!(st, 404, "{v}");
+    let admin = s.bot_with_key("kl", "admin").await;
+    let (st, v) = call_at(
+        &s,
+        &format!("{base}/collections/c"),
+        Method::PUT,
+        None,
+        Some(json!({"vectors": {"size": 2, "distance": "Dot"}})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    for _ in 0..3 {
+        let (st, v) = call_at(&s, &format!("{base}/collections"), Method::GET, None, None).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["result"]["collections"][0]["name"], "c", "{v}");
+    }
+    // The collection is the bot's own, seen through its key on /v1.
+    let c = s.get_ok("/v1/bots/kl/collections/c", &admin).await;
+    assert_eq!(c["dimension"], 2, "{c}");
+    // Never keyless under /qdrant of the main listener.
+    let (st, v) = call_at(&s, &s.at("/qdrant/collections"), Method::GET, None, None).await;
+    assert_eq!(st, 401, "{v}");
+    // Deleting the bot ends it at once.
+    let res = s
+        .req(Method::DELETE, "/v1/bots/kl", Some(ADMIN_KEY))
+        .send()
+        .await
+        .expect("delete the bot");
+    assert!(res.status().is_success(), "{}", res.status());
+    let (st, v) = call_at(&s, &format!("{base}/collections"), Method::GET, None, None).await;
+    assert!(st == 404 || st == 409, "{st} {v}");
+}

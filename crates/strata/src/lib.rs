@@ -443,6 +443,24 @@ impl Strata {
         Ok(BotScope::new(self.clone(), bot, who.clone()))
     }
 
+    /// Checks that `bot` exists (and is not being deleted). A success is
+    /// remembered until the next key revocation or bot deletion (the
+    /// verified-key epoch), so a caller that acts as a bot without a key —
+    /// the Qdrant listener's keyless bot — costs no store read per request.
+    pub async fn ensure_bot(&self, bot: &BotId) -> Result<()> {
+        // Key ids never start with a NUL: this entry cannot shadow a key.
+        let id = format!("\u{0}bot:{bot}");
+        if self.inner.verified_keys.get(&id, &[0; 32]).is_some() {
+            return Ok(());
+        }
+        let epoch = self.inner.verified_keys.epoch();
+        self.inner.records.get_bot(bot).await?;
+        self.inner
+            .verified_keys
+            .insert(&id, [0; 32], Principal::Admin, epoch);
+        Ok(())
+    }
+
     /// Creates a bot (global admin only).
     pub async fn create_bot(&self, who: &Principal, id: &str, name: &str) -> Result<Bot> {
         who.require_admin()?;

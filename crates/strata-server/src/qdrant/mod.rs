@@ -254,10 +254,11 @@ impl FromRequestParts<AppState> for QScope {
         let keyless = parts.extensions.get::<KeylessBot>();
         let who = match (token, keyless) {
             (None, Some(KeylessBot(bot))) => {
-                // The bot must exist (a key would prove it).
+                // The bot must exist (a key would prove it); remembered
+                // until a bot is deleted, so no store read per request.
                 state
                     .strata
-                    .scope(&Principal::Admin, bot.as_str(), Role::Reader)
+                    .ensure_bot(bot)
                     .await
                     .map_err(|e| QError::from_strata(e, ""))?;
                 Ok(Principal::Bot {
