@@ -19,6 +19,7 @@ use strata::{BotScope, ErrorKind};
 
 use super::filter::parse_filter;
 use super::ids::{parse_id, parse_ids, parse_path_id, OutId};
+use super::json_in::JsonIn;
 use super::{ok, wait_requested, QBody, QError, QScope};
 use crate::AppState;
 
@@ -529,8 +530,12 @@ pub async fn unsupported_cluster(_: QScope) -> QError {
 // ------------------------------------------------------------------- points
 
 /// A point's vector as sent: a list, or `{name: list}`.
-fn vector_of(v: &Value, what: &str) -> Result<(String, Vec<f32>), QError> {
-    match v {
+fn vector_of(v: JsonIn, what: &str) -> Result<(String, Vec<f32>), QError> {
+    let v = match v {
+        JsonIn::Floats(f) => return Ok((String::new(), f)),
+        JsonIn::Other(v) => v,
+    };
+    match &v {
         Value::Array(items) => Ok((String::new(), floats(items)?)),
         Value::Object(m) => {
             let mut it = m.iter();
@@ -583,7 +588,7 @@ struct UpsertBody {
 #[derive(Deserialize)]
 struct PointBody {
     id: Value,
-    vector: Value,
+    vector: JsonIn,
     payload: Option<Value>,
 }
 
@@ -612,7 +617,7 @@ pub async fn upsert(
             points.reserve(ps.len());
             for (i, p) in ps.into_iter().enumerate() {
                 let id = parse_id(&p.id)?;
-                let (name, vector) = vector_of(&p.vector, &format!("points[{i}].vector"))?;
+                let (name, vector) = vector_of(p.vector, &format!("points[{i}].vector"))?;
                 if !names.contains(&name) {
                     names.push(name);
                 }
@@ -950,7 +955,7 @@ pub async fn get_point(
 /// One query of `points/query` (also a sub-request of `query/batch`).
 #[derive(Deserialize, Default)]
 struct QueryBody {
-    query: Option<Value>,
+    query: Option<JsonIn>,
     using: Option<String>,
     filter: Option<Value>,
     score_threshold: Option<f32>,
@@ -979,11 +984,17 @@ enum Nearest {
     None,
 }
 
-fn nearest_of(q: Option<&Value>) -> Result<Nearest, QError> {
-    let Some(q) = q.filter(|q| !q.is_null()) else {
-        return Ok(Nearest::None);
-    };
+fn nearest_of(q: Option<JsonIn>) -> Result<Nearest, QError> {
     match q {
+        None => Ok(Nearest::None),
+        Some(JsonIn::Floats(v)) => Ok(Nearest::Vector(v)),
+        Some(JsonIn::Other(v)) => nearest_of_value(&v),
+    }
+}
+
+fn nearest_of_value(q: &Value) -> Result<Nearest, QError> {
+    match q {
+        Value::Null => Ok(Nearest::None),
         Value::Array(items) => {
             if items.first().is_some_and(Value::is_array) {
                 return Err(QError::unsupported("multivector queries"));
@@ -1004,7 +1015,7 @@ fn nearest_of(q: Option<&Value>) -> Result<Nearest, QError> {
                 if n.is_object() {
                     return Err(QError::unsupported("documents and images to embed"));
                 }
-                return nearest_of(Some(n));
+                return nearest_of_value(n);
             }
             if m.contains_key("indices") {
                 return Err(QError::unsupported("sparse vectors"));
@@ -1041,7 +1052,7 @@ async fn run_query(scope: &BotScope, c: &str, b: QueryBody) -> Result<Vec<OutPoi
     if let Some(u) = &b.using {
         check_vector_name(scope, c, u).await?;
     }
-    let nearest = nearest_of(b.query.as_ref())?;
+    let nearest = nearest_of(b.query)?;
     let payload = payload_sel(b.with_payload.as_ref(), false)?;
     let vsel = vector_sel(b.with_vector.as_ref(), false)?;
     let limit = b.limit.unwrap_or(10);
@@ -1193,7 +1204,7 @@ pub async fn query_batch(
 /// The legacy `points/search` body.
 #[derive(Deserialize)]
 struct SearchBody {
-    vector: Value,
+    vector: JsonIn,
     filter: Option<Value>,
     limit: Option<usize>,
     offset: Option<usize>,
@@ -1208,8 +1219,8 @@ async fn run_search(scope: &BotScope, c: &str, b: SearchBody) -> Result<Vec<OutP
     if b.shard_key.as_ref().is_some_and(|s| !s.is_null()) {
         return Err(QError::unsupported("shard keys"));
     }
-    let (name, vector) = match &b.vector {
-        Value::Object(m) if m.contains_key("vector") => {
+    let (name, vector) = match b.vector {
+        JsonIn::Other(Value::Object(m)) if m.contains_key("vector") => {
             let name = m
                 .get("name")
                 .and_then(Value::as_str)

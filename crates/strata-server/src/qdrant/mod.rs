@@ -20,6 +20,7 @@
 mod filter;
 mod handlers;
 mod ids;
+mod json_in;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
