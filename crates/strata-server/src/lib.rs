@@ -230,6 +230,14 @@ async fn serve_app(
         shutdown.await;
         let _ = signalled_tx.send(());
     };
+    // TCP_NODELAY on every connection, as HTTP servers do: a response
+    // written in more than one piece must not wait for the client's
+    // delayed ACK (axum 0.8 no longer sets it).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+        }
+    });
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
