@@ -37,9 +37,12 @@ DATA="$(cd .. && pwd)/shared/bench/data"
 [[ -f "$DATA/base.fvecs" ]] || { echo "!!! the dataset is not at $DATA" >&2; exit 1; }
 
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
-echo "==> cargo build --release -p strata-cli" >&2
-cargo build --release -p strata-cli
-STRATA="$TARGET_DIR/release/strata"
+# PROFILE=release-with-debug gives the same optimised code with line tables
+# (for perf); the report names the profile.
+PROFILE=${PROFILE:-release}
+echo "==> cargo build --profile $PROFILE -p strata-cli" >&2
+cargo build --profile "$PROFILE" -p strata-cli
+STRATA="$TARGET_DIR/$PROFILE/strata"
 
 VENV=${BENCH_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/strata/qdrant-bench-venv}
 if ! "$VENV/bin/python" -c 'import numpy, requests' >/dev/null 2>&1; then
@@ -58,6 +61,7 @@ status=0
     --reference "$REF/http_bench.md" --work "$WORK_DIR" --trials "${RESTART_TRIALS:-3}" \
     --out-md bench/results/qdrant.md --out-json bench/results/qdrant.json || status=$?
 bench_monitor_stop
+BENCH_META+=(--meta "cargo profile=$PROFILE")
 bench_record_meta bench/results/qdrant.md bench/results/qdrant.json
 bench_mark_report bench/results/qdrant.md
 [[ $status -eq 0 ]] && echo "==> bench/results/qdrant.md" >&2
