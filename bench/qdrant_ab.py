@@ -22,22 +22,11 @@ import numpy as np
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ann_peer import read_vecs  # noqa: E402
 from qdrant_bench import ADMIN, free_port, spawn, stop, wait_health  # noqa: E402
+from vectors_http import cpu_s  # noqa: E402
 
-CLK = os.sysconf("SC_CLK_TCK")
 H = {"Content-Type": "application/json"}
-
-
-def read_vecs(path, dtype):
-    raw = np.fromfile(path, dtype=np.int32)
-    d = raw[0]
-    arr = raw.reshape(-1, d + 1)[:, 1:]
-    return arr.view(dtype) if dtype == np.float32 else arr
-
-
-def cpu_s(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / CLK
 
 
 class Side:
