@@ -7,7 +7,8 @@
 //!
 //! Reads JSON lines with a `text` field (or plain lines) on stdin, embeds them
 //! all in one call and prints texts per second. `--engine candle` runs
-//! candle-transformers' `BertModel` instead of the packed encoder, and
+//! candle-transformers' `BertModel` instead of the packed encoder,
+//! `--engine packed-bf16` the packed encoder with bf16 products, and
 //! `--json` prints the figures as one JSON object.
 
 use std::io::BufRead;
@@ -27,8 +28,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--engine" => {
                 engine = match args.next().as_deref() {
                     Some("packed") => LocalEngine::Packed,
+                    Some("packed-bf16") => LocalEngine::PackedBf16,
                     Some("candle") => LocalEngine::CandleBert,
-                    _ => return Err("--engine is packed or candle".into()),
+                    _ => return Err("--engine is packed, packed-bf16 or candle".into()),
                 }
             }
             "--json" => json = true,
@@ -36,7 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let dir = dir.ok_or(
-        "usage: embed_speed [--engine packed|candle] [--json] <model folder> < texts.jsonl",
+        "usage: embed_speed [--engine packed|packed-bf16|candle] [--json] <model folder> < texts.jsonl",
     )?;
     let mut texts = Vec::new();
     for line in std::io::stdin().lock().lines() {

@@ -23,7 +23,7 @@ use std::time::Duration;
 use strata_core::embed::Embedder;
 use strata_core::{Error, Result};
 
-pub use local::{LocalEmbedder, LocalEngine, LOCAL_BATCH_SIZE, LOCAL_MAX_TOKENS};
+pub use local::{LocalEmbedder, LocalEngine, LocalPrecision, LOCAL_BATCH_SIZE, LOCAL_MAX_TOKENS};
 pub use none::NoEmbedder;
 pub use openai::{OpenAiEmbedder, OpenAiOptions, DEFAULT_OPENAI_MODEL, OPENAI_BATCH_SIZE};
 
@@ -40,6 +40,9 @@ pub struct EmbedderOptions {
     pub dimension: Option<usize>,
     /// Timeout of one `openai:` request (default 60 s).
     pub timeout: Option<Duration>,
+    /// `STRATA_EMBEDDER_PRECISION`: the arithmetic of a `local:` model's
+    /// matrix products.
+    pub precision: LocalPrecision,
 }
 
 impl std::fmt::Debug for EmbedderOptions {
@@ -49,6 +52,7 @@ impl std::fmt::Debug for EmbedderOptions {
             .field("model", &self.model)
             .field("dimension", &self.dimension)
             .field("timeout", &self.timeout)
+            .field("precision", &self.precision)
             .finish()
     }
 }
@@ -121,11 +125,13 @@ pub async fn open_embedder_with(spec: &str, options: EmbedderOptions) -> Result<
     match EmbedderSpec::parse(spec)? {
         EmbedderSpec::None => Ok(Arc::new(NoEmbedder)),
         EmbedderSpec::Local(dir) => {
-            let embedder = tokio::task::spawn_blocking(move || LocalEmbedder::open(&dir))
-                .await
-                .map_err(|e| {
-                    Error::internal(format!("loading the local embedder panicked: {e}"))
-                })??;
+            let engine = options.precision.engine();
+            let embedder =
+                tokio::task::spawn_blocking(move || LocalEmbedder::open_with(&dir, engine))
+                    .await
+                    .map_err(|e| {
+                        Error::internal(format!("loading the local embedder panicked: {e}"))
+                    })??;
             Ok(Arc::new(embedder))
         }
         EmbedderSpec::OpenAi(base) => {

@@ -6,7 +6,7 @@ mod common;
 use std::time::Instant;
 
 use common::{cosine, fixture, model_dir, norm};
-use strata_embed::{open_embedder, LocalEmbedder, LOCAL_BATCH_SIZE};
+use strata_embed::{open_embedder, LocalEmbedder, LocalEngine, LocalPrecision, LOCAL_BATCH_SIZE};
 
 #[tokio::test]
 async fn vectors_match_sentence_transformers() {
@@ -67,6 +67,52 @@ async fn vectors_match_sentence_transformers() {
         1.0 - worst.0,
         worst.1,
         worst.2
+    );
+}
+
+/// The accuracy gate of the bf16 engine: every text's vector within a
+/// cosine of 0.999 of the f32 engine's (which itself equals
+/// sentence-transformers' to float32 rounding).
+#[tokio::test]
+async fn bf16_products_keep_every_vector_within_the_accuracy_gate() {
+    let Some(dir) = model_dir("bf16_products_keep_every_vector_within_the_accuracy_gate") else {
+        return;
+    };
+    if !strata_bf16::supported() {
+        // Not a silent pass: the engine must refuse to open here.
+        let err = LocalEmbedder::open_with(&dir, LocalEngine::PackedBf16)
+            .expect_err("bf16 without AVX-512 BF16");
+        assert!(err.message().contains("AVX-512 BF16"), "{err}");
+        assert_eq!(LocalPrecision::Auto.engine(), LocalEngine::Packed);
+        return;
+    }
+    assert_eq!(LocalPrecision::Auto.engine(), LocalEngine::PackedBf16);
+    let f32_engine = LocalEmbedder::open_with(&dir, LocalEngine::Packed).expect("f32");
+    let bf16_engine = LocalEmbedder::open_with(&dir, LocalEngine::PackedBf16).expect("bf16");
+    let fixture = fixture();
+    let texts: Vec<String> = fixture.texts.iter().map(|t| t.text.clone()).collect();
+    let exact = f32_engine.embed_blocking(&texts).expect("f32 vectors");
+    let fast = bf16_engine.embed_blocking(&texts).expect("bf16 vectors");
+    let (mut worst_f32, mut worst_bf16) = (f64::MAX, f64::MAX);
+    for ((t, e), f) in fixture.texts.iter().zip(&exact).zip(&fast) {
+        let c_f32 = cosine(e, &t.vector);
+        assert!(c_f32 >= 0.99999, "text {}: f32 engine cosine {c_f32}", t.id);
+        let c = cosine(f, e);
+        assert!(
+            c >= 0.999,
+            "text {} ({}): the bf16 vector has cosine {c:.6} with the f32 one",
+            t.id,
+            t.why
+        );
+        assert!((norm(f) - 1.0).abs() < 1e-4, "text {} not normalised", t.id);
+        worst_f32 = worst_f32.min(c_f32);
+        worst_bf16 = worst_bf16.min(c);
+    }
+    // bf16 is not f32 under another name: the vectors differ somewhere.
+    assert!(worst_bf16 < 0.999_999_9, "bf16 equals f32: {worst_bf16}");
+    eprintln!(
+        "{} texts: minimum cosine f32 vs sentence-transformers {worst_f32:.7}, bf16 vs f32 {worst_bf16:.7}",
+        texts.len()
     );
 }
 

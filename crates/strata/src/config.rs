@@ -153,6 +153,9 @@ pub struct Config {
     /// Dimension of an `openai:` embedder's vectors
     /// (`STRATA_EMBEDDER_DIMENSION`; learned from its first answer if unset).
     pub embedder_dimension: Option<usize>,
+    /// Arithmetic of a `local:` embedder's matrix products
+    /// (`STRATA_EMBEDDER_PRECISION`: `auto`, `f32` or `bf16`).
+    pub embedder_precision: strata_embed::LocalPrecision,
     /// Request body limit in bytes (`STRATA_MAX_BODY_BYTES`).
     pub max_body_bytes: u64,
     /// Largest file upload in bytes (`STRATA_MAX_UPLOAD_BYTES`); file
@@ -232,6 +235,7 @@ fn unreachable_default() -> Config {
         embedder_api_key: None,
         embedder_model: None,
         embedder_dimension: None,
+        embedder_precision: strata_embed::LocalPrecision::Auto,
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
         drive_version_retention_days: DEFAULT_DRIVE_VERSION_RETENTION_DAYS,
@@ -264,6 +268,7 @@ pub struct ConfigBuilder {
     embedder_api_key: Option<String>,
     embedder_model: Option<String>,
     embedder_dimension: Option<toml::Value>,
+    embedder_precision: Option<String>,
     max_body_bytes: Option<toml::Value>,
     max_upload_bytes: Option<toml::Value>,
     drive_version_retention_days: Option<toml::Value>,
@@ -323,6 +328,7 @@ impl ConfigBuilder {
         b.embedder_api_key = s("STRATA_EMBEDDER_API_KEY").or(b.embedder_api_key);
         b.embedder_model = s("STRATA_EMBEDDER_MODEL").or(b.embedder_model);
         b.embedder_dimension = n("STRATA_EMBEDDER_DIMENSION").or(b.embedder_dimension);
+        b.embedder_precision = s("STRATA_EMBEDDER_PRECISION").or(b.embedder_precision);
         b.max_body_bytes = n("STRATA_MAX_BODY_BYTES").or(b.max_body_bytes);
         b.max_upload_bytes = n("STRATA_MAX_UPLOAD_BYTES").or(b.max_upload_bytes);
         b.drive_version_retention_days =
@@ -476,6 +482,9 @@ impl ConfigBuilder {
             k => k.map(Secret),
         };
         let embedder_model = self.embedder_model.filter(|m| !m.trim().is_empty());
+        let embedder_precision =
+            strata_embed::LocalPrecision::parse(self.embedder_precision.as_deref().unwrap_or(""))
+                .map_err(|e| setting_error("STRATA_EMBEDDER_PRECISION", e.message()))?;
         let embedder_dimension = match self.embedder_dimension {
             None => None,
             Some(v) => {
@@ -571,6 +580,7 @@ impl ConfigBuilder {
             embedder_api_key,
             embedder_model,
             embedder_dimension,
+            embedder_precision,
             max_body_bytes,
             max_upload_bytes,
             drive_version_retention_days,
@@ -595,6 +605,7 @@ const STRING_KEYS: &[&str] = &[
     "embedder",
     "embedder_api_key",
     "embedder_model",
+    "embedder_precision",
     "qdrant_listen",
     "qdrant_version",
     "qdrant_keyless_bot",
@@ -948,5 +959,13 @@ mod tests {
         );
         let err = build(&[("STRATA_EMBEDDER_DIMENSION", "0")]).expect_err("zero");
         assert!(err.message().contains("STRATA_EMBEDDER_DIMENSION"));
+        assert_eq!(
+            build(&[]).expect("defaults").embedder_precision,
+            strata_embed::LocalPrecision::Auto
+        );
+        let c = build(&[("STRATA_EMBEDDER_PRECISION", "F32")]).expect("f32");
+        assert_eq!(c.embedder_precision, strata_embed::LocalPrecision::F32);
+        let err = build(&[("STRATA_EMBEDDER_PRECISION", "int4")]).expect_err("int4");
+        assert!(err.message().contains("STRATA_EMBEDDER_PRECISION"));
     }
 }

@@ -211,6 +211,7 @@ impl Strata {
                 model: config.embedder_model.clone(),
                 dimension: config.embedder_dimension,
                 timeout: None,
+                precision: config.embedder_precision,
             },
         )
         .await?;

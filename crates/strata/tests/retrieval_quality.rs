@@ -27,6 +27,8 @@
 //! `STRATA_EVAL_DUMP=<file.json>` the raw keyword lists (with every keyword
 //! variant studied) and dense lists of every query (bench/retrieval.sh turns
 //! them into the report and the dev-split parameter study);
+//! `STRATA_EMBEDDER_PRECISION=f32|bf16|auto` picks the local embedder's
+//! arithmetic (default `auto`, as the server).
 //! `STRATA_EVAL_SETTINGS=<JSON object>` sets bot settings on both bots before
 //! indexing (the benchmark's chunking variants, e.g.
 //! `{"kb.chunk_context": false}` or `{"kb.chunk_size": 500}`).
@@ -191,6 +193,12 @@ async fn hybrid_is_at_least_as_good_as_the_better_of_keyword_and_dense_on_the_te
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config::embedded(dir.path());
     config.embedder = format!("local:{}", std::path::Path::new(&model).display()).into();
+    // The embedder's arithmetic as a server would read it (default `auto`:
+    // bf16 where the CPU has it), so the f32 path can be evaluated too.
+    if let Ok(p) = std::env::var("STRATA_EMBEDDER_PRECISION") {
+        config.embedder_precision =
+            strata_embed::LocalPrecision::parse(&p).expect("STRATA_EMBEDDER_PRECISION");
+    }
     let strata = Strata::open(config).await.expect("open");
     let settings: serde_json::Map<String, Value> = match std::env::var("STRATA_EVAL_SETTINGS") {
         Ok(s) if !s.trim().is_empty() => serde_json::from_str(&s).expect("STRATA_EVAL_SETTINGS"),
