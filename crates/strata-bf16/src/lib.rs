@@ -21,9 +21,19 @@ use rayon::prelude::*;
 const LANES: usize = 16;
 /// Rows of the micro-kernel: 6 rows × 2 panels = 12 accumulators.
 const ROWS: usize = 6;
-/// Rows per parallel task: a block of activations that stays in L2 while
-/// every panel passes over it.
-const ROWS_PER_TASK: usize = 96;
+/// Most rows per parallel task: a block of activations that stays in L2
+/// while every panel passes over it.
+const MAX_ROWS_PER_TASK: usize = 96;
+
+/// Rows per task for `rows` rows: about four tasks per thread (so the
+/// threads finish together), a multiple of [`ROWS`], at most
+/// [`MAX_ROWS_PER_TASK`].
+fn rows_per_task(rows: usize) -> usize {
+    let tasks = 4 * rayon::current_num_threads().max(1);
+    rows.div_ceil(tasks)
+        .next_multiple_of(ROWS)
+        .clamp(ROWS, MAX_ROWS_PER_TASK)
+}
 
 /// Whether this CPU has AVX-512 F and BF16 (the kernel's instructions).
 pub fn supported() -> bool {
@@ -125,15 +135,19 @@ impl PackedBf16 {
         if rows == 0 || self.n == 0 {
             return out;
         }
-        out.par_chunks_mut(ROWS_PER_TASK * self.n)
-            .zip(x.par_chunks(ROWS_PER_TASK * self.k))
+        let per_task = rows_per_task(rows);
+        out.par_chunks_mut(per_task * self.n)
+            .zip(x.par_chunks(per_task * self.k))
             .for_each_init(Vec::new, |a, (out, x)| {
                 let block = x.len() / self.k;
                 // The block's rows in bf16, each padded to whole pairs.
                 a.clear();
                 a.resize(block * self.pairs, 0u32);
                 for (dst, src) in a.chunks_exact_mut(self.pairs).zip(x.chunks_exact(self.k)) {
-                    for (d, s) in dst.iter_mut().zip(src.chunks(2)) {
+                    // Whole 32-float runs with the vector conversion, the
+                    // rest (and odd `k`'s half pair) here.
+                    let done = convert_row(src, dst);
+                    for (d, s) in dst[done / 2..].iter_mut().zip(src[done..].chunks(2)) {
                         let lo = u32::from(to_bf16(s[0]));
                         let hi = s.get(1).map_or(0, |&v| u32::from(to_bf16(v)));
                         *d = lo | (hi << 16);
@@ -149,6 +163,44 @@ impl PackedBf16 {
                 };
             });
         out
+    }
+}
+
+/// Converts the leading multiple of 32 of `src` into bf16 pairs in `dst`
+/// (`vcvtne2ps2bf16`: round to nearest even, as [`to_bf16`], except that
+/// denormal inputs become zero); returns how many floats it converted.
+fn convert_row(src: &[f32], dst: &mut [u32]) -> usize {
+    let whole = (src.len() / 32) * 32;
+    debug_assert!(dst.len() * 2 >= whole);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if whole > 0 && dst.len() * 2 >= whole {
+            #[allow(unsafe_code)]
+            // SAFETY: only reached from `matmul`, after `supported()`; it
+            // reads `whole <= src.len()` floats and writes `whole / 2 <=
+            // dst.len()` words.
+            unsafe {
+                convert(src.as_ptr(), dst.as_mut_ptr(), whole)
+            };
+            return whole;
+        }
+    }
+    0
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[allow(unsafe_code)]
+unsafe fn convert(src: *const f32, dst: *mut u32, len: usize) {
+    use std::arch::x86_64::*;
+    let mut i = 0;
+    while i < len {
+        let lo = _mm512_loadu_ps(src.add(i));
+        let hi = _mm512_loadu_ps(src.add(i + 16));
+        // The low half of the result comes from the second operand.
+        let v: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+        _mm512_storeu_si512(dst.add(i / 2) as *mut __m512i, v);
+        i += 32;
     }
 }
 
@@ -251,6 +303,36 @@ mod tests {
         assert_eq!(to_bf16(-2.5), 0xC020);
         assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
         assert_eq!(from_bf16(to_bf16(f32::INFINITY)), f32::INFINITY);
+    }
+
+    #[test]
+    fn the_vector_conversion_rounds_as_the_scalar_one() {
+        if !supported() {
+            eprintln!("skipped: this CPU has no AVX-512 BF16");
+            return;
+        }
+        // Ties both ways, negatives, large and small normal values, 70
+        // floats: two vector runs and a scalar tail of 6.
+        let src: Vec<f32> = (0..70)
+            .map(|i| match i % 5 {
+                0 => 1.0 + (i as f32) / 256.0,
+                1 => -(i as f32) * 1.234_567,
+                2 => 3.0e30 / (i as f32 + 1.0),
+                3 => 1.0e-30 * (i as f32 + 1.0),
+                _ => (i as f32).sin(),
+            })
+            .collect();
+        let mut dst = vec![0u32; 35];
+        assert_eq!(convert_row(&src, &mut dst), 64);
+        for (p, &pair) in dst[..32].iter().enumerate() {
+            assert_eq!(pair as u16, to_bf16(src[2 * p]), "element {}", 2 * p);
+            assert_eq!(
+                (pair >> 16) as u16,
+                to_bf16(src[2 * p + 1]),
+                "element {}",
+                2 * p + 1
+            );
+        }
     }
 
     #[test]

@@ -6,21 +6,23 @@
 //! ```
 //!
 //! Reads JSON lines with a `text` field (or plain lines) on stdin, embeds them
-//! all in one call and prints texts per second. `--engine candle` runs
-//! candle-transformers' `BertModel` instead of the packed encoder,
-//! `--engine packed-bf16` the packed encoder with bf16 products, and
-//! `--json` prints the figures as one JSON object.
+//! all in one call and prints texts per second, on the server's default
+//! engine (`STRATA_EMBEDDER_PRECISION=auto`). `--engine packed` runs the
+//! packed encoder in f32, `--engine packed-bf16` with bf16 products,
+//! `--engine candle` candle-transformers' `BertModel`; `--json` prints the
+//! figures as one JSON object.
 
 use std::io::BufRead;
 use std::time::Instant;
 
 use strata_core::embed::Embedder;
-use strata_embed::{LocalEmbedder, LocalEngine};
+use strata_embed::{LocalEmbedder, LocalEngine, LocalPrecision};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut dir = None;
-    let mut engine = LocalEngine::Packed;
+    // The server's default: bf16 products where the CPU has them.
+    let mut engine = LocalPrecision::Auto.engine();
     let mut json = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
