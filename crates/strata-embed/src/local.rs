@@ -40,7 +40,8 @@ const FAST_BATCH_TOKENS: usize = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LocalEngine {
     /// Texts packed without padding, attention per text, fused row-wise
-    /// passes (the default; `mod fast` below).
+    /// passes, all in f32 (`mod fast` below; the default where the CPU has
+    /// no AVX-512 BF16, see [`LocalPrecision`]).
     #[default]
     Packed,
     /// The packed engine with its matrix products in bfloat16 (f32
@@ -398,7 +399,7 @@ mod fast {
     }
 
     /// A weight matrix `(in, out)`: f32 for candle's `gemm`, or packed
-    /// bf16 for [`crate::bf16`].
+    /// bf16 for [`strata_bf16`].
     enum Weight {
         F32(Tensor),
         Bf16(PackedBf16),
@@ -473,7 +474,7 @@ mod fast {
         }
 
         /// Loads the weights; with `bf16` the matrix products run in
-        /// bfloat16 ([`crate::bf16`]; the caller checks the CPU).
+        /// bfloat16 ([`strata_bf16`]; the caller checks the CPU).
         pub(super) fn load(vb: &VarBuilder, config: &Config, bf16: bool) -> Result<Self> {
             let probe = "embeddings.word_embeddings.weight";
             let mut roots = vec![vb.clone(), vb.pp("bert")];
