@@ -17,20 +17,22 @@ def load(path):
     return json.loads(Path(path).read_text()) if path else None
 
 
+def median(xs):
+    xs = sorted(xs)
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
 def median_of(paths, key):
     """The passes in `paths` (interleaved rounds) as one: the first pass's
-    fields, `key` replaced by the median over the passes (and `seconds` by
-    the matching median), with every pass's `key` kept in `passes`."""
+    fields, `key` and `seconds` replaced by their medians over the passes,
+    with every pass's `key` kept in `passes`."""
     runs = [load(p) for p in paths or []]
     if not runs:
         return None
-    values = sorted(r[key] for r in runs)
-    mid = len(values) // 2
-    med = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
     out = dict(runs[0])
-    out[key] = med
-    out["seconds"] = sorted(r["seconds"] for r in runs)[mid] if len(runs) % 2 else \
-        sum(sorted(r["seconds"] for r in runs)[mid - 1:mid + 1]) / 2
+    out[key] = median(r[key] for r in runs)
+    out["seconds"] = median(r["seconds"] for r in runs)
     out["passes"] = [r[key] for r in runs]
     return out
 

@@ -225,36 +225,29 @@ unsafe fn kernel(a: &[u32], rows: usize, w: &PackedBf16, out: &mut [f32]) {
             let mut acc0 = [_mm512_setzero_ps(); ROWS];
             let mut acc1 = [_mm512_setzero_ps(); ROWS];
             let ap = a.as_ptr().add(i * kp);
+            // One pass over the pairs for `rows_here` rows; called with the
+            // constant ROWS for whole groups, so that loop is unrolled and
+            // the accumulators stay in registers.
+            let mut pass = |rows_here: usize| {
+                for p in 0..kp {
+                    let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(
+                        w0.add(p * LANES) as *const __m512i
+                    ));
+                    let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(
+                        w1.add(p * LANES) as *const __m512i
+                    ));
+                    for r in 0..rows_here {
+                        let av: __m512bh =
+                            std::mem::transmute(_mm512_set1_epi32(*ap.add(r * kp + p) as i32));
+                        acc0[r] = _mm512_dpbf16_ps(acc0[r], av, b0);
+                        acc1[r] = _mm512_dpbf16_ps(acc1[r], av, b1);
+                    }
+                }
+            };
             if r_here == ROWS {
-                for p in 0..kp {
-                    let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(
-                        w0.add(p * LANES) as *const __m512i
-                    ));
-                    let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(
-                        w1.add(p * LANES) as *const __m512i
-                    ));
-                    for r in 0..ROWS {
-                        let av: __m512bh =
-                            std::mem::transmute(_mm512_set1_epi32(*ap.add(r * kp + p) as i32));
-                        acc0[r] = _mm512_dpbf16_ps(acc0[r], av, b0);
-                        acc1[r] = _mm512_dpbf16_ps(acc1[r], av, b1);
-                    }
-                }
+                pass(ROWS);
             } else {
-                for p in 0..kp {
-                    let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(
-                        w0.add(p * LANES) as *const __m512i
-                    ));
-                    let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(
-                        w1.add(p * LANES) as *const __m512i
-                    ));
-                    for r in 0..r_here {
-                        let av: __m512bh =
-                            std::mem::transmute(_mm512_set1_epi32(*ap.add(r * kp + p) as i32));
-                        acc0[r] = _mm512_dpbf16_ps(acc0[r], av, b0);
-                        acc1[r] = _mm512_dpbf16_ps(acc1[r], av, b1);
-                    }
-                }
+                pass(r_here);
             }
             for r in 0..r_here {
                 let row = out.as_mut_ptr().add((i + r) * n);

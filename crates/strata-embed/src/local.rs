@@ -45,9 +45,9 @@ pub enum LocalEngine {
     #[default]
     Packed,
     /// The packed engine with its matrix products in bfloat16 (f32
-    /// accumulation) on AVX-512 BF16: about 1.8× the f32 products' speed,
-    /// vectors within a cosine of 0.999 of the f32 engine's (the accuracy
-    /// gate in `tests/local.rs`). Opening it on a CPU without AVX-512 BF16
+    /// accumulation) on AVX-512 BF16: 1.49× the f32 engine's chunks/s in
+    /// `bench/kb.sh`, vectors within a cosine of 0.999 of the f32 engine's
+    /// (the accuracy gate in `tests/local.rs`). Opening it on a CPU without AVX-512 BF16
     /// is an error.
     PackedBf16,
     /// candle-transformers' `BertModel` on padded batches of
