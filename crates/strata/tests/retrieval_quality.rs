@@ -400,7 +400,7 @@ async fn hybrid_is_at_least_as_good_as_the_better_of_keyword_and_dense_on_the_te
     // The hold: on the test split only, which played no part in any choice.
     // On the manual pages (issue 14's second set) no fusion studied reaches
     // the better single mode (dense) on the dev half (bench/results/
-    // retrieval.md: best worst margin -0.020), so hybrid is held there only
+    // retrieval.md: the best worst margin is below 0), so hybrid is held there only
     // to at least keyword, and the gap to dense is an open item of issue 14,
     // not something this test claims.
     for (set_name, _, _) in sets {
